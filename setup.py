@@ -1,0 +1,29 @@
+"""rfjax: the power and limitations of random features, in JAX."""
+import setuptools
+
+setuptools.setup(
+    name="rfjax",
+    version="0.1.0",
+    description=("Experiments for 'On the Power and Limitations of Random "
+                 "Features for Understanding Neural Networks' in JAX."),
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    license="MIT",
+    python_requires=">=3.11",
+    packages=setuptools.find_packages(include=["rfjax", "rfjax.*"]),
+    install_requires=[
+        # Tested with jax 0.10.x (Python 3.11) and 0.11.x (Python 3.12).
+        "jax>=0.10,<0.13",
+        "jaxlib>=0.10,<0.13",
+        "optax>=0.2.4,<0.3",
+        "flax>=0.10,<0.13",
+        "chex>=0.1.88,<0.2",
+        "absl-py>=2.1,<3",
+        "ml_collections>=0.1.1,<2",
+        "numpy>=1.26,<3",
+        "scipy>=1.12,<2",
+        "matplotlib>=3.8,<4",
+    ],
+    extras_require={"test": ["pytest>=8,<10"]},
+    entry_points={"console_scripts": ["rfjax=rfjax.main:entry_point"]},
+)

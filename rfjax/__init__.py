@@ -1,16 +1,5 @@
-"""rfjax: the power and limitations of random features, in JAX.
-
-Importing the package fills every registry (feature maps, experiments).
-"""
+"""rfjax: the power and limitations of random features, in JAX."""
 from rfjax import registry
 from rfjax import validation
-from rfjax import distributions
-from rfjax import gaussian
-from rfjax import psi
-from rfjax import features
-from rfjax import targets
-from rfjax import solvers
-from rfjax import sweep
-from rfjax import results
 
 __version__ = "0.1.0"

@@ -1,0 +1,84 @@
+"""Input distributions: Gaussian, cube, sphere and ball samplers, registered by name.
+
+Every sampler is `(key, n, d, ..., dtype=jnp.float32) -> x_nd`; n and d are static Python ints.
+"""
+from __future__ import annotations
+
+import operator
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+from jax.typing import DTypeLike
+
+from rfjax.registry import Registry
+
+Sampler = Callable[..., jax.Array]
+
+SAMPLERS: Registry[Sampler] = Registry("distribution")
+
+
+def check_positive_int(name: str, value: Any) -> int:
+  """Returns `value` as an int if it is a positive integer, else raises ValueError naming it."""
+  if isinstance(value, bool):
+    raise ValueError(f"{name} must be a positive integer, got {value!r}")
+  try:
+    out = operator.index(value)
+  except TypeError:
+    raise ValueError(f"{name} must be a positive integer, got {value!r}") from None
+  if out < 1:
+    raise ValueError(f"{name} must be a positive integer, got {value!r}")
+  return out
+
+
+def _check_positive(name: str, value: Any) -> None:
+  """Raises ValueError unless `value` is a finite Python number > 0 (skipped for traced values)."""
+  if isinstance(value, (int, float)) and not isinstance(value, bool):
+    if not 0 < value < float("inf"):
+      raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+
+
+@SAMPLERS.register("gaussian")
+def gaussian(key: jax.Array, n: int, d: int, dtype: DTypeLike = jnp.float32) -> jax.Array:
+  """x_nd with rows i.i.d. N(0, I_d)."""
+  n, d = check_positive_int("n", n), check_positive_int("d", d)
+  return jax.random.normal(key, (n, d), dtype=dtype)
+
+
+@SAMPLERS.register("cube")
+def cube(key: jax.Array, n: int, d: int, a: float = 1.0,
+         dtype: DTypeLike = jnp.float32) -> jax.Array:
+  """x_nd with rows i.i.d. uniform on the cube [-a, a]^d."""
+  n, d = check_positive_int("n", n), check_positive_int("d", d)
+  _check_positive("a", a)
+  return jax.random.uniform(key, (n, d), dtype=dtype, minval=-1.0, maxval=1.0) * jnp.asarray(
+      a, dtype)
+
+
+def _unit_rows(key: jax.Array, n: int, d: int, dtype: DTypeLike) -> jax.Array:
+  """u_nd with rows i.i.d. uniform on the unit sphere S^{d-1} (normalised Gaussians)."""
+  g_nd = jax.random.normal(key, (n, d), dtype=dtype)
+  norm_n1 = jnp.linalg.norm(g_nd, axis=1, keepdims=True)
+  # A zero Gaussian row has probability 0; the guard only keeps the output finite.
+  return g_nd / jnp.where(norm_n1 > 0, norm_n1, 1)
+
+
+@SAMPLERS.register("sphere")
+def sphere(key: jax.Array, n: int, d: int, radius: float = 1.0,
+           dtype: DTypeLike = jnp.float32) -> jax.Array:
+  """x_nd with rows i.i.d. uniform on the sphere radius * S^{d-1}."""
+  n, d = check_positive_int("n", n), check_positive_int("d", d)
+  _check_positive("radius", radius)
+  return _unit_rows(key, n, d, dtype) * jnp.asarray(radius, dtype)
+
+
+@SAMPLERS.register("ball")
+def ball(key: jax.Array, n: int, d: int, radius: float = 1.0,
+         dtype: DTypeLike = jnp.float32) -> jax.Array:
+  """x_nd with rows i.i.d. uniform in the ball of the given radius (|x| = radius * U^{1/d})."""
+  n, d = check_positive_int("n", n), check_positive_int("d", d)
+  _check_positive("radius", radius)
+  k_dir, k_rad = jax.random.split(key)
+  u_n1 = jax.random.uniform(k_rad, (n, 1), dtype=dtype)
+  rad_n1 = jnp.asarray(radius, dtype) * u_n1 ** (1.0 / d)
+  return _unit_rows(k_dir, n, d, dtype) * rad_n1

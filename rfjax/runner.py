@@ -1,0 +1,141 @@
+"""Runs experiments into a workdir: rows, summary, figure, report; resumes by cell.
+
+Layout: `<workdir>/<experiment>/{config.json, results.jsonl, summary.json,
+<experiment>.png}` and `<workdir>/report.md`. Rows are appended per grid cell; a
+rerun with the same config computes only the cells that are missing. A rerun with
+a different config into the same workdir is refused.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import jax
+import ml_collections as mlc
+from absl import logging
+
+from rfjax import experiments
+from rfjax import plots
+from rfjax import results
+from rfjax.validation import ConfigError
+
+
+def experiment_configs(config: mlc.ConfigDict) -> list[tuple[str, mlc.ConfigDict]]:
+  """(name, config) pairs: one for a single-experiment config, several for `runs`."""
+  if "runs" in config:
+    return [(name, config.runs[name]) for name in config.runs]
+  return [(config.experiment, config)]
+
+
+def _config_text(config: mlc.ConfigDict) -> str:
+  return json.dumps(results.to_json(config.to_dict()), sort_keys=True, indent=1)
+
+
+def check(config: mlc.ConfigDict, workdir: str) -> list[tuple[str, mlc.ConfigDict]]:
+  """Validates everything before any work; raises ConfigError naming the field."""
+  pairs = experiment_configs(config)
+  if not pairs:
+    raise ConfigError("config.runs", "names no experiment")
+  for name, sub in pairs:
+    if "experiment" not in sub or sub.experiment not in experiments.names():
+      got = sub.get("experiment", name)
+      raise ConfigError("config.experiment",
+                        f"unknown {got!r}; allowed: {', '.join(experiments.names())}")
+    try:
+      experiments.get(sub.experiment).validate(sub)
+    except ConfigError as e:
+      prefix = "config." if "runs" not in config else f"config.runs.{name}."
+      raise ConfigError(prefix + e.field, str(e).split(": ", 1)[1]) from None
+  _check_workdir(workdir)
+  for name, sub in pairs:
+    saved = os.path.join(workdir, sub.experiment, "config.json")
+    if os.path.exists(saved):
+      with open(saved) as f:
+        if f.read() != _config_text(sub):
+          raise ConfigError("workdir", f"{saved} holds results of a different config; "
+                            "rerun with the same config or use a new --workdir")
+  return pairs
+
+
+def _check_workdir(workdir: str) -> None:
+  if not workdir:
+    raise ConfigError("workdir", "is required (--workdir=DIR)")
+  path = os.path.abspath(workdir)
+  while not os.path.exists(path):
+    path = os.path.dirname(path)
+  if not os.path.isdir(path):
+    raise ConfigError("workdir", f"{path} exists and is not a directory")
+  if not os.access(path, os.W_OK | os.X_OK):
+    raise ConfigError("workdir", f"{path} is not writable")
+
+
+def run_experiment(config: mlc.ConfigDict, workdir: str) -> dict:
+  """Runs (or resumes) one experiment into `<workdir>/<experiment>/`; returns its summary."""
+  name = config.experiment
+  exp = experiments.get(name)
+  outdir = os.path.join(workdir, name)
+  path = os.path.join(outdir, "results.jsonl")
+  os.makedirs(outdir, exist_ok=True)
+  results.write_atomic(os.path.join(outdir, "config.json"), _config_text(config))
+  rows = results.load_rows(path)
+  done = results.completed_cells(rows)
+  root = jax.random.key(config.seed)
+  grid = exp.cells(config)
+  t_start = time.time()
+  for i, cell in enumerate(grid):
+    key = results.cell_key(name, cell)
+    if key in done:
+      continue
+    t0 = time.time()
+    cell_rows = exp.run_cell(config, cell, experiments.cell_prng_key(root, name, cell))
+    for row in cell_rows:
+      row["key"] = key + (f"/seed={row['seed']}" if "seed" in row else "")
+    rows.extend(results.append_cell(path, key, cell_rows))
+    logging.info("%s: cell %d/%d %s done in %.1fs", name, i + 1, len(grid), key,
+                 time.time() - t0)
+  order = {results.cell_key(name, c): i for i, c in enumerate(grid)}
+  rows = sorted((r for r in rows if r["cell"] in order), key=lambda r: order[r["cell"]])
+  summary = dict(experiment=name, **exp.summarize(config, rows))
+  summary["wall_seconds_this_run"] = round(time.time() - t_start, 2)
+  results.write_atomic(os.path.join(outdir, "summary.json"),
+                       json.dumps(results.to_json(summary), indent=1, sort_keys=True))
+  plots.save(name, config, rows, summary, os.path.join(outdir, f"{name}.png"))
+  return summary
+
+
+def write_report(workdir: str, names: Sequence[str] | None = None) -> str:
+  """Writes `<workdir>/report.md` from every summary.json under it; returns its path."""
+  names = sorted(n for n in os.listdir(workdir)
+                 if os.path.exists(os.path.join(workdir, n, "summary.json"))) \
+      if names is None else list(names)
+  lines = ["# rfjax report", "",
+           "| experiment | claim holds | measured |", "|---|---|---|"]
+  blocks = []
+  for name in names:
+    with open(os.path.join(workdir, name, "summary.json")) as f:
+      s = json.load(f)
+    verdict = "yes" if s.get("holds") else "**no**"
+    lines.append(f"| [{name}](#{name}) | {verdict} | {s.get('measured', '')} |")
+    blocks += [f"## {name}", "", s.get("claim", ""), "",
+               f"- prediction: {s.get('prediction', '')}",
+               f"- measured: {s.get('measured', '')}",
+               f"- holds: {s.get('holds')}", "",
+               f"![{name}]({name}/{name}.png)", ""]
+  path = os.path.join(workdir, "report.md")
+  results.write_atomic(path, "\n".join(lines + [""] + blocks))
+  return path
+
+
+def run_all(config: mlc.ConfigDict, workdir: str) -> dict[str, Any]:
+  """Checks, then runs every experiment of `config`, then writes the report."""
+  pairs = check(config, workdir)
+  os.makedirs(workdir, exist_ok=True)
+  summaries = {}
+  for name, sub in pairs:
+    logging.info("running %s", sub.experiment)
+    summaries[sub.experiment] = run_experiment(sub, workdir)
+  write_report(workdir)
+  return summaries

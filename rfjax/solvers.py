@@ -1,0 +1,225 @@
+"""Fits of output weights u from population moments: ridge, least squares, box-bounded.
+
+Every solver takes `Moments` (G = E[f f^T], b = E[f y], E f, E y, E y^2), from either
+evaluation mode: `sample_moments` streams Monte Carlo inputs through `lax.scan` (memory
+O(r^2 + chunk r), never n r); `exact_moments` gets them from the closed forms of
+`gaussian.py` / `targets.py` for ridge features. All fits include a free output bias u0
+(PAPER §8 note 7): the model is sum_i u_i f_i(x) + u0, and the box |u_i| <= B never
+applies to u0.
+"""
+from __future__ import annotations
+
+import functools
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from rfjax import distributions
+
+_HI = jax.lax.Precision.HIGHEST
+
+Sampler = distributions.Sampler  # (key, n, d, dtype=...) -> x_nd
+
+
+class Moments(NamedTuple):
+  """Population second moments of features f_1..f_r and target y (sample or exact mode)."""
+  G_rr: jax.Array    # E[f f^T]
+  b_r: jax.Array     # E[f y]
+  mean_r: jax.Array  # E[f]
+  y_mean: jax.Array  # E[y]   (scalar)
+  yy: jax.Array      # E[y^2] (scalar)
+
+
+class BoxFit(NamedTuple):
+  """Result of `box_fit` over a grid of B (index B)."""
+  errors_B: jax.Array  # E(sum u_i f_i + u0 - y)^2 at the fitted (u, u0), [nB]
+  u_Br: jax.Array      # fitted u, |u_i| <= B, [nB, r]
+  u0_B: jax.Array      # fitted free bias, [nB]
+  kkt_B: jax.Array     # final projected-gradient residual L |u - P_B(u - grad/L)|_2, [nB]
+
+
+# --------------------------------------------------------------------------- moments
+
+
+def sample_moments(apply_fn: Callable[[Any, jax.Array], jax.Array], params: Any,
+                   target_fn: Callable[[jax.Array], jax.Array], key: jax.Array, *,
+                   n: int, chunk: int, d: int, sampler: Sampler = distributions.gaussian,
+                   dtype: Any = jnp.float32, accum_dtype: Any = None) -> Moments:
+  """Monte Carlo moments over n inputs x ~ sampler, streamed in chunks (memory O(r^2 + chunk r)).
+
+  Chunk i uses inputs `sampler(jax.random.fold_in(key, i), chunk, d, dtype=dtype)`; when n is
+  not a multiple of chunk, one last chunk of n % chunk inputs uses index n // chunk.
+  Sums accumulate in `accum_dtype` (default: the dtype of the features); pass jnp.float64
+  (with x64 on) for float32 features and large n. n, chunk, d are static.
+  """
+  if n <= 0 or chunk <= 0:
+    raise ValueError(f"n and chunk must be positive, got n={n}, chunk={chunk}")
+  chunk = min(chunk, n)
+  n_full, rest = divmod(n, chunk)
+
+  def features(i, size):
+    x_nd = sampler(jax.random.fold_in(key, i), size, d, dtype=dtype)
+    return apply_fn(params, x_nd), target_fn(x_nd)
+
+  phi_shape, _ = jax.eval_shape(lambda: features(0, chunk))
+  r = phi_shape.shape[-1]
+  # float64 asked for with x64 off falls back to float32 (canonical dtype).
+  acc = jax.dtypes.canonicalize_dtype(phi_shape.dtype if accum_dtype is None else accum_dtype)
+
+  def add(sums, i, size):
+    phi_nr, y_n = features(i, size)
+    phi_nr, y_n = phi_nr.astype(acc), y_n.astype(acc)
+    G, b, s, ys, yy = sums
+    return (G + jnp.matmul(phi_nr.T, phi_nr, precision=_HI),
+            b + jnp.matmul(phi_nr.T, y_n, precision=_HI),
+            s + phi_nr.sum(0), ys + y_n.sum(), yy + jnp.dot(y_n, y_n, precision=_HI))
+
+  zero = jnp.zeros((), acc)
+  sums = (jnp.zeros((r, r), acc), jnp.zeros((r,), acc), jnp.zeros((r,), acc), zero, zero)
+  sums, _ = jax.lax.scan(lambda c, i: (add(c, i, chunk), None), sums,
+                         jnp.arange(n_full, dtype=jnp.uint32))
+  if rest:
+    sums = add(sums, n_full, rest)
+  G, b, s, ys, yy = (v / n for v in sums)
+  return Moments(G_rr=0.5 * (G + G.T), b_r=b, mean_r=s, y_mean=ys, yy=yy)
+
+
+def exact_moments(form: Any, target: Any) -> Moments:
+  """Exact Gaussian moments for ridge features (features.RidgeForm) and a targets.Target."""
+  from rfjax import gaussian, targets  # pylint: disable=import-outside-toplevel
+  return Moments(G_rr=gaussian.ridge_gram(form), b_r=targets.target_cross(form, target),
+                 mean_r=gaussian.ridge_mean(form),
+                 y_mean=jnp.asarray(targets.target_mean(target)),
+                 yy=jnp.asarray(targets.target_second_moment(target)))
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _augmented(m: Moments) -> tuple[jax.Array, jax.Array]:
+  """Moments of [f, 1]: G_aug [r+1, r+1] and b_aug [r+1]."""
+  one = jnp.ones((1, 1), m.G_rr.dtype)
+  G_aug = jnp.block([[m.G_rr, m.mean_r[:, None]], [m.mean_r[None, :], one]])
+  b_aug = jnp.concatenate([m.b_r, jnp.reshape(m.y_mean, (1,)).astype(m.b_r.dtype)])
+  return G_aug, b_aug
+
+
+def centred(m: Moments) -> tuple[jax.Array, jax.Array, jax.Array]:
+  """Moments with u0 eliminated: Gc = Cov(f) [r, r], bc = Cov(f, y) [r], yyc = Var(y)."""
+  Gc = m.G_rr - jnp.outer(m.mean_r, m.mean_r)
+  Gc = 0.5 * (Gc + Gc.T)
+  return Gc, m.b_r - m.y_mean * m.mean_r, m.yy - m.y_mean**2
+
+
+def best_bias(m: Moments, u_r: jax.typing.ArrayLike) -> jax.Array:
+  """The optimal u0 for fixed u: E y - E f . u."""
+  return m.y_mean - jnp.dot(m.mean_r, u_r, precision=_HI)
+
+
+def error(m: Moments, u_r: jax.typing.ArrayLike, u0: jax.typing.ArrayLike) -> jax.Array:
+  """Population squared error E(sum_i u_i f_i + u0 - y)^2 (callers normalise, e.g. by yy)."""
+  u_r = jnp.asarray(u_r)
+  Gu = jnp.matmul(m.G_rr, u_r, precision=_HI)
+  return (jnp.dot(u_r, Gu, precision=_HI) + 2 * u0 * jnp.dot(m.mean_r, u_r, precision=_HI)
+          + u0 * u0 - 2 * jnp.dot(m.b_r, u_r, precision=_HI) - 2 * u0 * m.y_mean + m.yy)
+
+
+# --------------------------------------------------------------------------- fits
+
+
+def ridge(m: Moments, lam: jax.typing.ArrayLike) -> tuple[jax.Array, jax.Array]:
+  """Ridge fit (G_aug + lam diag(1,..,1,0)) [u; u0] = b_aug by Cholesky: (u_r [r], u0)."""
+  G_aug, b_aug = _augmented(m)
+  r = m.b_r.shape[0]
+  reg = jnp.concatenate([jnp.ones((r,), G_aug.dtype), jnp.zeros((1,), G_aug.dtype)])
+  cf = jax.scipy.linalg.cho_factor(G_aug + lam * jnp.diag(reg), lower=True)
+  u = jax.scipy.linalg.cho_solve(cf, b_aug)
+  return u[:r], u[r]
+
+
+def least_squares(m: Moments, rcond: float | None = None) -> tuple[jax.Array, jax.Array]:
+  """Minimal-norm least squares (u_r [r], u0): pseudo-inverse of Cov(f), eigenvalues below
+  rcond * max eigenvalue dropped (default 10 r eps), so duplicated features are fine."""
+  Gc, bc, _ = centred(m)
+  r = bc.shape[0]
+  if rcond is None:
+    rcond = 10 * r * float(jnp.finfo(Gc.dtype).eps)
+  w, V = jnp.linalg.eigh(Gc)
+  keep = w > rcond * jnp.max(w)
+  w_inv = jnp.where(keep, 1 / jnp.where(keep, w, 1), 0)
+  u = jnp.matmul(V, w_inv * jnp.matmul(V.T, bc, precision=_HI), precision=_HI)
+  return u, best_bias(m, u)
+
+
+def lipschitz(G_rr: jax.Array, num_iters: int = 64, safety: float = 1.02) -> jax.Array:
+  """Upper estimate of lambda_max of a PSD G [r, r]: power iteration, times `safety`."""
+  v = jnp.ones(G_rr.shape[0], G_rr.dtype) / jnp.sqrt(G_rr.shape[0])
+
+  def step(v, _):
+    w = jnp.matmul(G_rr, v, precision=_HI)
+    return w / jnp.maximum(jnp.linalg.norm(w), jnp.finfo(w.dtype).tiny), None
+
+  # A deterministic start vector with a small non-constant part, so it is not orthogonal
+  # to the top eigenvector of a centred Gram (whose constant vector may be near its null space).
+  v = v + 1e-2 * jnp.sin(jnp.arange(G_rr.shape[0], dtype=G_rr.dtype) + 1.0)
+  v, _ = jax.lax.scan(step, v / jnp.linalg.norm(v), None, length=num_iters)
+  lam = jnp.dot(v, jnp.matmul(G_rr, v, precision=_HI))
+  # The Rayleigh quotient is a lower bound; so is max G_ii. Never zero.
+  lam = jnp.maximum(lam, jnp.max(jnp.diag(G_rr)))
+  return safety * jnp.maximum(lam, jnp.finfo(G_rr.dtype).tiny)
+
+
+@functools.partial(jax.jit, static_argnames=("num_iters", "power_iters"))
+def box_fit(m: Moments, B_grid: jax.typing.ArrayLike, *, num_iters: int = 300,
+            power_iters: int = 64) -> BoxFit:
+  """min E(sum u_i f_i + u0 - y)^2 s.t. |u_i| <= B, for each B of an increasing grid [nB].
+
+  u0 is eliminated exactly (u0 = E y - E f . u), leaving the centred quadratic
+  u^T Gc u - 2 bc . u + Var(y). Solved by FISTA with adaptive (gradient) restart and step
+  1/L (L = lambda_max(Gc) by power iteration), `num_iters` iterations per B, warm-started
+  from the previous B. The FISTA update is written here; optax supplies the projection
+  (optax.projections.projection_box). Returns BoxFit(errors_B, u_Br, u0_B, kkt_B).
+  """
+  B_grid = jnp.asarray(B_grid, m.G_rr.dtype)
+  Gc, bc, _ = centred(m)
+  L = lipschitz(Gc, power_iters)
+  step = 1 / L
+
+  def grad(u):
+    return jnp.matmul(Gc, u, precision=_HI) - bc
+
+  def solve_one(u_start, B):
+    project = lambda v: optax.projections.projection_box(v, -B, B)
+
+    def fista(carry, _):
+      u, z, t = carry
+      u_new = project(z - step * grad(z))
+      t_new = 0.5 * (1 + jnp.sqrt(1 + 4 * t * t))
+      # Gradient restart (O'Donoghue & Candes 2015): drop momentum when it points uphill.
+      restart = jnp.dot(z - u_new, u_new - u) > 0
+      t_new = jnp.where(restart, 1.0, t_new).astype(t.dtype)
+      beta = jnp.where(restart, 0.0, (t - 1) / t_new)
+      z_new = u_new + beta * (u_new - u)
+      return (u_new, z_new, t_new), None
+
+    u0 = project(u_start)
+    one = jnp.ones((), u0.dtype)
+    (u, _, _), _ = jax.lax.scan(fista, (u0, u0, one), None, length=num_iters)
+    kkt = L * jnp.linalg.norm(u - project(u - step * grad(u)))
+    return u, (u, kkt)
+
+  u_init = jnp.zeros_like(bc)
+  _, (u_Br, kkt_B) = jax.lax.scan(solve_one, u_init, B_grid)
+  u0_B = jax.vmap(functools.partial(best_bias, m))(u_Br)
+  errors_B = jax.vmap(functools.partial(error, m))(u_Br, u0_B)
+  return BoxFit(errors_B=errors_B, u_Br=u_Br, u0_B=u0_B, kkt_B=kkt_B)
+
+
+def smallest_B(B_grid: jax.typing.ArrayLike, errors_B: jax.typing.ArrayLike,
+               eps: jax.typing.ArrayLike) -> jax.Array:
+  """The smallest grid B [nB] whose error is <= eps, or NaN if none (for r * min B)."""
+  B_grid, errors_B = jnp.asarray(B_grid), jnp.asarray(errors_B)
+  ok = errors_B <= eps
+  return jnp.where(jnp.any(ok), B_grid[jnp.argmax(ok)], jnp.nan)

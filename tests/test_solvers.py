@@ -1,0 +1,244 @@
+"""Tests for rfjax.solvers against numpy / scipy references and exact-vs-sample moments."""
+import importlib.util
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import scipy.linalg
+import scipy.optimize
+
+from rfjax import distributions
+from rfjax import solvers
+
+_HAVE_EXACT = all(importlib.util.find_spec(f"rfjax.{name}") is not None
+                  for name in ("features", "gaussian", "psi", "targets"))
+
+
+def _relu_params(key, d, r):
+  """Local ridge features relu(x @ w_dr + b_r) (independent of features.py)."""
+  k_w, k_b = jax.random.split(key)
+  return (jax.random.normal(k_w, (d, r), jnp.float64) / np.sqrt(d),
+          jax.random.normal(k_b, (r,), jnp.float64))
+
+
+def _relu_apply(params, x_nd):
+  w_dr, b_r = params
+  return jax.nn.relu(x_nd @ w_dr.astype(x_nd.dtype) + b_r.astype(x_nd.dtype)[None, :])
+
+
+def _target(x_nd):
+  return jnp.sin(x_nd[:, 0]) + 0.5 * x_nd[:, 1] ** 2 + 0.3
+
+
+def _numpy_moments(phi_nr, y_n):
+  """Moments from a design matrix, in numpy float64."""
+  phi_nr, y_n = np.asarray(phi_nr, np.float64), np.asarray(y_n, np.float64)
+  n = phi_nr.shape[0]
+  return solvers.Moments(G_rr=phi_nr.T @ phi_nr / n, b_r=phi_nr.T @ y_n / n,
+                         mean_r=phi_nr.mean(0), y_mean=y_n.mean(), yy=np.mean(y_n**2))
+
+
+def _chunk_inputs(key, n, chunk, d, dtype):
+  """The inputs sample_moments draws, rebuilt chunk by chunk from the same keys."""
+  sizes = [chunk] * (n // chunk) + ([n % chunk] if n % chunk else [])
+  return jnp.concatenate([distributions.gaussian(jax.random.fold_in(key, i), s, d, dtype=dtype)
+                          for i, s in enumerate(sizes)])
+
+
+def _design_problem(seed, n=400, r=20, d=5, dup=False):
+  """A random design (phi_nr, y_n) and its numpy moments."""
+  k_p, k_x = jax.random.split(jax.random.key(seed))
+  params = _relu_params(k_p, d, r)
+  x_nd = jax.random.normal(k_x, (n, d), jnp.float64)
+  phi_nr = np.asarray(_relu_apply(params, x_nd))
+  if dup:
+    phi_nr = np.concatenate([phi_nr, phi_nr[:, :3]], axis=1)
+  y_n = np.asarray(_target(x_nd))
+  return phi_nr, y_n, _numpy_moments(phi_nr, y_n)
+
+
+# --------------------------------------------------------------------------- sample mode
+
+
+@pytest.mark.parametrize("n,chunk", [(1024, 128), (1000, 128), (50, 64)])
+def test_sample_moments_match_numpy(n, chunk):
+  d, r = 4, 12
+  params = _relu_params(jax.random.key(0), d, r)
+  key = jax.random.key(1)
+  m = solvers.sample_moments(_relu_apply, params, _target, key, n=n, chunk=chunk, d=d,
+                             dtype=jnp.float64)
+  x_nd = _chunk_inputs(key, n, min(chunk, n), d, jnp.float64)
+  ref = _numpy_moments(_relu_apply(params, x_nd), _target(x_nd))
+  for got, want in zip(m, ref):
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-14)
+  assert m.G_rr.dtype == jnp.float64
+
+
+def test_sample_moments_float32_accumulation():
+  d, r, n, chunk = 3, 8, 4096, 256
+  params = _relu_params(jax.random.key(2), d, r)
+  key = jax.random.key(3)
+  x_nd = _chunk_inputs(key, n, chunk, d, jnp.float32)
+  ref = _numpy_moments(_relu_apply(params, x_nd), _target(x_nd))  # same float32 features
+  kw = dict(n=n, chunk=chunk, d=d, dtype=jnp.float32)
+  m32 = solvers.sample_moments(_relu_apply, params, _target, key, **kw)
+  m64 = solvers.sample_moments(_relu_apply, params, _target, key, accum_dtype=jnp.float64, **kw)
+  assert m32.G_rr.dtype == jnp.float32 and m64.G_rr.dtype == jnp.float64
+  for got32, got64, want in zip(m32, m64, ref):
+    np.testing.assert_allclose(got64, want, rtol=1e-12, atol=1e-13)
+    np.testing.assert_allclose(got32, want, rtol=1e-5, atol=1e-6)
+
+
+def test_sample_moments_streams_without_n_by_r_buffer():
+  d, r, n, chunk = 4, 128, 1 << 16, 256
+  params = _relu_params(jax.random.key(4), d, r)
+
+  def moments(params, key):
+    return solvers.sample_moments(_relu_apply, params, _target, key, n=n, chunk=chunk, d=d,
+                                  dtype=jnp.float64)
+
+  compiled = jax.jit(moments).lower(params, jax.random.key(5)).compile()
+  stats = compiled.memory_analysis()
+  if stats is None or not hasattr(stats, "temp_size_in_bytes"):
+    pytest.skip("memory_analysis unavailable on this backend")
+  n_by_r = n * r * 8
+  assert stats.temp_size_in_bytes < n_by_r / 16, (stats.temp_size_in_bytes, n_by_r)
+
+
+def test_sample_moments_is_vmappable_over_params():
+  d, r = 3, 5
+  keys = jax.random.split(jax.random.key(6), 3)
+  params = jax.vmap(lambda k: _relu_params(k, d, r))(keys)
+  fit = lambda p: solvers.sample_moments(_relu_apply, p, _target, jax.random.key(7), n=256,
+                                         chunk=64, d=d, dtype=jnp.float64)
+  batched = jax.vmap(fit)(params)
+  one = fit(jax.tree.map(lambda a: a[1], params))
+  np.testing.assert_allclose(batched.G_rr[1], one.G_rr, rtol=1e-12)
+
+
+# --------------------------------------------------------------------------- ridge, lstsq
+
+
+def test_error_matches_design_mse():
+  phi_nr, y_n, m = _design_problem(10)
+  rng = np.random.default_rng(0)
+  u_r, u0 = rng.normal(size=phi_nr.shape[1]), 0.7
+  want = np.mean((phi_nr @ u_r + u0 - y_n) ** 2)
+  np.testing.assert_allclose(solvers.error(m, u_r, u0), want, rtol=1e-12)
+
+
+@pytest.mark.parametrize("lam", [1e-6, 1e-2, 1.0])
+def test_ridge_matches_numpy_solve(lam):
+  _, _, m = _design_problem(11)
+  r = m.b_r.shape[0]
+  G_aug = np.block([[m.G_rr, m.mean_r[:, None]], [m.mean_r[None, :], np.ones((1, 1))]])
+  b_aug = np.append(m.b_r, m.y_mean)
+  want = np.linalg.solve(G_aug + lam * np.diag(np.append(np.ones(r), 0.0)), b_aug)
+  u_r, u0 = solvers.ridge(jax.tree.map(jnp.asarray, m), lam)
+  np.testing.assert_allclose(u_r, want[:r], rtol=1e-9, atol=1e-11)
+  np.testing.assert_allclose(u0, want[r], rtol=1e-9, atol=1e-11)
+
+
+@pytest.mark.parametrize("dup", [False, True])
+def test_least_squares_matches_lstsq(dup):
+  phi_nr, y_n, m = _design_problem(12, dup=dup)
+  A = np.concatenate([phi_nr, np.ones((phi_nr.shape[0], 1))], axis=1)
+  want, *_ = np.linalg.lstsq(A, y_n, rcond=None)
+  u_r, u0 = solvers.least_squares(jax.tree.map(jnp.asarray, m))
+  # Duplicated columns: the null space (e_i - e_j, 0) leaves u0 alone, so the two
+  # minimal-norm solutions coincide.
+  np.testing.assert_allclose(u_r, want[:-1], rtol=1e-7, atol=1e-9)
+  np.testing.assert_allclose(u0, want[-1], rtol=1e-7, atol=1e-9)
+  want_err = np.mean((A @ want - y_n) ** 2)
+  np.testing.assert_allclose(solvers.error(m, u_r, u0), want_err, rtol=1e-9)
+  if not dup:
+    u_ridge, u0_ridge = solvers.ridge(jax.tree.map(jnp.asarray, m), 1e-13)
+    np.testing.assert_allclose(u_ridge, want[:-1], rtol=1e-5, atol=1e-7)
+
+
+# --------------------------------------------------------------------------- box fit
+
+
+def _lsq_linear_error(m, B):
+  """Reference min E(u.f + u0 - y)^2, |u_i| <= B, by scipy lsq_linear on a square-root form."""
+  Gc = m.G_rr - np.outer(m.mean_r, m.mean_r)
+  bc = m.b_r - m.y_mean * m.mean_r
+  yyc = m.yy - m.y_mean**2
+  L = scipy.linalg.cholesky(Gc, lower=True)       # Gc = L L^T = A^T A with A = L^T
+  t = scipy.linalg.solve_triangular(L, bc, lower=True)  # A^T t = bc
+  res = scipy.optimize.lsq_linear(L.T, t, bounds=(-B, B), method="bvls", tol=1e-14,
+                                  lsmr_tol=None)
+  u = res.x
+  return u @ Gc @ u - 2 * bc @ u + yyc, u
+
+
+def test_box_fit_matches_scipy_lsq_linear():
+  _, _, m = _design_problem(13)
+  B_grid = np.array([1e-3, 0.03, 0.1, 0.3, 1.0, 3.0])
+  fit = solvers.box_fit(jax.tree.map(jnp.asarray, m), B_grid, num_iters=3000)
+  assert fit.u_Br.shape == (len(B_grid), m.b_r.shape[0])
+  for i, B in enumerate(B_grid):
+    want, u_want = _lsq_linear_error(m, B)
+    np.testing.assert_allclose(fit.errors_B[i], want, rtol=1e-6)
+    assert np.max(np.abs(fit.u_Br[i])) <= B * (1 + 1e-12)
+    np.testing.assert_allclose(fit.u_Br[i], u_want, atol=1e-3 * B + 1e-6)
+  assert np.all(fit.kkt_B < 1e-6), fit.kkt_B
+
+
+def test_box_fit_huge_B_is_least_squares_and_tiny_B_is_variance():
+  _, _, m = _design_problem(14)
+  mj = jax.tree.map(jnp.asarray, m)
+  B_grid = jnp.array([1e-12, 1e-2, 0.1, 1.0, 10.0, 1e6])
+  fit = solvers.box_fit(mj, B_grid, num_iters=3000)
+  u_ls, u0_ls = solvers.least_squares(mj)
+  np.testing.assert_allclose(fit.errors_B[-1], solvers.error(mj, u_ls, u0_ls), rtol=1e-8)
+  np.testing.assert_allclose(fit.u_Br[-1], u_ls, rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(fit.u0_B[-1], u0_ls, rtol=1e-5, atol=1e-6)
+  # u ~ 0 with the best bias u0 = E y: error = Var y.
+  np.testing.assert_allclose(fit.errors_B[0], m.yy - m.y_mean**2, rtol=1e-9)
+  np.testing.assert_allclose(fit.u0_B[0], m.y_mean, rtol=1e-9)
+  assert np.all(np.diff(np.asarray(fit.errors_B)) <= 1e-12 * m.yy)
+
+
+def test_box_fit_jits_once_for_a_given_shape():
+  _, _, m = _design_problem(15, r=10)
+  mj = jax.tree.map(jnp.asarray, m)
+  B_grid = jnp.geomspace(1e-3, 1e2, 5)
+  solvers.box_fit(mj, B_grid, num_iters=50)
+  with jax.log_compiles(True):
+    before = solvers.box_fit._cache_size()
+    solvers.box_fit(mj, 2 * B_grid, num_iters=50)
+    assert solvers.box_fit._cache_size() == before
+
+
+def test_smallest_B():
+  B_grid = jnp.array([0.1, 0.2, 0.4, 0.8])
+  errors = jnp.array([0.9, 0.5, 0.2, 0.1])
+  assert float(solvers.smallest_B(B_grid, errors, 0.5)) == pytest.approx(0.2)
+  assert float(solvers.smallest_B(B_grid, errors, 0.95)) == pytest.approx(0.1)
+  assert np.isnan(float(solvers.smallest_B(B_grid, errors, 0.05)))
+
+
+# --------------------------------------------------------------------------- exact vs sample
+
+
+@pytest.mark.skipif(not _HAVE_EXACT, reason="features/gaussian/psi/targets not yet present")
+@pytest.mark.parametrize("target_name", ["relu_neuron", "psi"])
+def test_exact_moments_match_sample_moments(target_name):
+  from rfjax import features, targets  # pylint: disable=import-outside-toplevel
+  d, r, n = 3, 6, 1 << 18
+  fm = features.get("relu_biased")
+  params = fm.init(jax.random.key(20), d, r)
+  form = fm.ridge(params)
+  w_star = jnp.array([0.6, -0.8, 0.0], jnp.float64)
+  if target_name == "relu_neuron":
+    target = targets.relu_neuron(w_star, 0.3)
+  else:
+    target = targets.psi_target(d * w_star, 3)
+  exact = solvers.exact_moments(form, target)
+  sample = solvers.sample_moments(fm.apply, params, target.fn, jax.random.key(21), n=n,
+                                  chunk=8192, d=d, dtype=jnp.float64)
+  # Monte Carlo: standard error of a mean of n draws of a quantity of scale ~1.
+  for name, got, want in zip(solvers.Moments._fields, sample, exact):
+    np.testing.assert_allclose(got, want, atol=8 / np.sqrt(n), err_msg=name)

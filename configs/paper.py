@@ -1,0 +1,24 @@
+"""Every experiment of the paper at laptop scale (about 15 minutes on 2 CPU cores).
+
+rfjax --config=configs/paper.py --workdir=runs/paper
+"""
+import importlib.util
+import os
+
+import ml_collections as mlc
+
+EXPERIMENTS = ("linear_rf",)
+
+
+def _load(name: str):
+  path = os.path.join(os.path.dirname(os.path.abspath(__file__)), f"{name}.py")
+  spec = importlib.util.spec_from_file_location(f"rfjax_config_{name}", path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+def get_config(variant: str = "") -> mlc.ConfigDict:
+  c = mlc.ConfigDict()
+  c.runs = mlc.ConfigDict({name: _load(name).get_config(variant) for name in EXPERIMENTS})
+  return c

@@ -11,15 +11,15 @@ def get_config(variant: str = "") -> mlc.ConfigDict:
   c.experiment = "linear_rf"
   c.seed = 0
   c.feature = "linear_sphere"          # any ridge feature map with linear activation
-  c.ds = [16, 32, 64, 128]
-  c.ratios = [0.125, 0.25, 0.5, 0.75]  # r / d
+  c.ds = (16, 32, 64, 128)
+  c.ratios = (0.125, 0.25, 0.5, 0.75)  # r / d
   c.num_seeds = 256
   c.threshold = 0.25                   # P(error < threshold) at r = d / 2
-  c.tail_ds = [4, 8, 12, 16, 24, 32, 48]
+  c.tail_ds = (4, 8, 12, 16, 24, 32, 48)
   c.tail_seeds = 8192
   if variant == "smoke":
-    c.ds, c.ratios, c.num_seeds = [8, 16], [0.25, 0.5], 64
-    c.tail_ds, c.tail_seeds = [4, 8], 256
+    c.ds, c.ratios, c.num_seeds = (8, 16), (0.25, 0.5), 64
+    c.tail_ds, c.tail_seeds = (4, 8), 256
   elif variant:
     raise ValueError(f"unknown variant {variant!r}; known: smoke")
   return c

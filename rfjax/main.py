@@ -43,17 +43,40 @@ def _one_line(e: BaseException) -> str:
   return text if len(text) < 400 else text[:397] + "..."
 
 
+def _config_error(e: BaseException) -> str:
+  """One line for a config file that failed to load or an override that failed."""
+  if isinstance(e, (KeyError, AttributeError)):
+    name = str(e).strip("\"'").split("'")[0]
+    return f"config.{name}: no such field (overrides must name existing fields)"
+  lines = [l.strip() for l in str(e).splitlines() if l.strip()]
+  if any("No such file" in l for l in lines):
+    path = _CONFIG_ARG[0] if _CONFIG_ARG else "?"
+    return f"config: file not found: {path}"
+  if lines and "Traceback" in str(e):
+    return f"config: {lines[-1]}"     # the config file's own error message
+  return f"config: {_one_line(e)}"
+
+
+_CONFIG_ARG: list[str] = []
+
+
 def _parse(argv: Sequence[str]) -> list[str]:
   """absl flag parsing that reports any error in one line, exit status 2."""
+  _CONFIG_ARG[:] = [a.split("=", 1)[1].split(":")[0] for a in argv
+                    if a.startswith("--config=")]
   try:
     rest = flags.FLAGS(argv)
+    config = _CONFIG.value
+    if config is not None:
+      config.keys()               # a config file that failed to load raises here
   except flags.Error as e:
-    _fail(_one_line(e))
-  except Exception as e:  # a config file that fails to load (bad variant, syntax).
-    _fail(f"config: {_one_line(e)}")
+    msg = _one_line(e)
+    _fail(_config_error(e) if "Traceback" in str(e) else msg)
+  except Exception as e:  # noqa: BLE001 - any failure to build the config is bad input.
+    _fail(_config_error(e))
   if len(rest) > 1:
     _fail(f"unexpected arguments: {' '.join(rest[1:])}")
-  if _CONFIG.value is None:
+  if config is None:
     _fail("config: is required (--config=configs/<experiment>.py[:variant])")
   return rest
 

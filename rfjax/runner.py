@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -68,8 +69,12 @@ def _check_workdir(workdir: str) -> None:
     path = os.path.dirname(path)
   if not os.path.isdir(path):
     raise ConfigError("workdir", f"{path} exists and is not a directory")
-  if not os.access(path, os.W_OK | os.X_OK):
-    raise ConfigError("workdir", f"{path} is not writable")
+  try:  # os.access is not enough (root, read-only mounts, /proc): try a real file.
+    fd, probe = tempfile.mkstemp(dir=path, prefix=".rfjax-probe-")
+    os.close(fd)
+    os.unlink(probe)
+  except OSError:
+    raise ConfigError("workdir", f"{path} is not writable") from None
 
 
 def run_experiment(config: mlc.ConfigDict, workdir: str) -> dict:

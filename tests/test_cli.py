@@ -1,0 +1,78 @@
+"""The command line: bad input fails early (one line, exit 2, no files); runs are
+reproducible, resume by cell, and refuse to mix configs in one workdir."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SMOKE = "--config=" + os.path.join(ROOT, "configs", "linear_rf.py") + ":smoke"
+
+
+def _rfjax(*args, cwd=ROOT):
+  env = dict(os.environ, JAX_PLATFORMS="cpu")
+  return subprocess.run([sys.executable, "-m", "rfjax.main", *args], cwd=cwd, env=env,
+                        capture_output=True, text=True)
+
+
+@pytest.mark.parametrize("args,field", [
+    ([SMOKE, "--config.experiment=nope"], "config.experiment"),
+    ([SMOKE, "--config.feature=nope"], "config.feature"),
+    ([SMOKE, "--config.ds=(8,0)"], "config.ds"),
+    ([SMOKE, "--config.num_seeds=-3"], "config.num_seeds"),
+    ([SMOKE, "--config.num_seeds=abc"], "config.num_seeds"),
+    ([SMOKE, "--config.nonexistent=3"], "config.nonexistent"),
+    (["--config=configs/does_not_exist.py"], "config"),
+    ([SMOKE.replace(":smoke", ":bogus")], "config"),
+])
+def test_bad_input_is_one_line_exit_2_and_no_files(tmp_path, args, field):
+  workdir = tmp_path / "w"
+  res = _rfjax(*args, f"--workdir={workdir}")
+  assert res.returncode == 2, res.stderr
+  lines = [l for l in res.stderr.splitlines() if l.strip()]
+  assert len(lines) == 1 and lines[0].startswith("rfjax: error:"), res.stderr
+  assert field in lines[0]
+  assert not workdir.exists()
+
+
+def test_unwritable_workdir(tmp_path):
+  blocker = tmp_path / "file"
+  blocker.write_text("x")
+  res = _rfjax(SMOKE, f"--workdir={blocker}/sub")
+  assert res.returncode == 2
+  assert "workdir" in res.stderr and len(res.stderr.strip().splitlines()) == 1
+
+
+def test_run_is_reproducible_resumes_and_refuses_mixed_configs(tmp_path):
+  a, b = tmp_path / "a", tmp_path / "b"
+  assert _rfjax(SMOKE, f"--workdir={a}").returncode == 0
+  assert _rfjax(SMOKE, f"--workdir={b}").returncode == 0
+  rows_a = (a / "linear_rf" / "results.jsonl").read_text()
+  assert rows_a == (b / "linear_rf" / "results.jsonl").read_text()
+  for name in ("summary.json", "linear_rf.png", "config.json"):
+    assert (a / "linear_rf" / name).exists()
+  summary = json.loads((a / "linear_rf" / "summary.json").read_text())
+  assert {"claim", "prediction", "measured", "holds"} <= set(summary)
+  assert "linear_rf/linear_rf.png" in (a / "report.md").read_text()
+
+  # A rerun computes nothing new and leaves the rows as they were.
+  res = _rfjax(SMOKE, f"--workdir={a}")
+  assert res.returncode == 0 and "done in" not in res.stderr
+  assert (a / "linear_rf" / "results.jsonl").read_text() == rows_a
+
+  # Drop the last cell as a killed run would leave it: only that cell is recomputed.
+  lines = rows_a.splitlines(keepends=True)
+  last_cell = json.loads(lines[-1])["cell"]
+  kept = [l for l in lines if json.loads(l)["cell"] != last_cell]
+  (a / "linear_rf" / "results.jsonl").write_text("".join(kept) + lines[-1][:40])
+  res = _rfjax(SMOKE, f"--workdir={a}")
+  assert res.returncode == 0
+  assert res.stderr.count("done in") == 1 and last_cell in res.stderr
+  assert (a / "linear_rf" / "results.jsonl").read_text() == rows_a
+
+  # Another config into the same workdir is refused.
+  res = _rfjax(SMOKE, "--config.num_seeds=32", f"--workdir={a}")
+  assert res.returncode == 2 and "workdir" in res.stderr
+  assert (a / "linear_rf" / "results.jsonl").read_text() == rows_a

@@ -37,7 +37,8 @@ class BoxFit(NamedTuple):
   errors_B: jax.Array  # E(sum u_i f_i + u0 - y)^2 at the fitted (u, u0), [nB]
   u_Br: jax.Array      # fitted u, |u_i| <= B, [nB, r]
   u0_B: jax.Array      # fitted free bias, [nB]
-  kkt_B: jax.Array     # final projected-gradient residual L |u - P_B(u - grad/L)|_2, [nB]
+  kkt_B: jax.Array     # final projected-gradient residual L |v - P(v - grad/L)|_2, [nB]
+  gap_B: jax.Array     # Frank-Wolfe gap: errors_B - gap_B <= min error at B <= errors_B, [nB]
 
 
 # --------------------------------------------------------------------------- moments
@@ -171,50 +172,70 @@ def lipschitz(G_rr: jax.Array, num_iters: int = 64, safety: float = 1.02) -> jax
   return safety * jnp.maximum(lam, jnp.finfo(G_rr.dtype).tiny)
 
 
-@functools.partial(jax.jit, static_argnames=("num_iters", "power_iters"))
+@functools.partial(jax.jit, static_argnames=("num_iters", "power_iters", "precondition"))
 def box_fit(m: Moments, B_grid: jax.typing.ArrayLike, *, num_iters: int = 300,
-            power_iters: int = 64) -> BoxFit:
+            power_iters: int = 64, precondition: bool = True,
+            u_hint_r: jax.typing.ArrayLike | None = None) -> BoxFit:
   """min E(sum u_i f_i + u0 - y)^2 s.t. |u_i| <= B, for each B of an increasing grid [nB].
 
   u0 is eliminated exactly (u0 = E y - E f . u), leaving the centred quadratic
-  u^T Gc u - 2 bc . u + Var(y). Solved by FISTA with adaptive (gradient) restart and step
-  1/L (L = lambda_max(Gc) by power iteration), `num_iters` iterations per B, warm-started
-  from the previous B. The FISTA update is written here; optax supplies the projection
-  (optax.projections.projection_box). Returns BoxFit(errors_B, u_Br, u0_B, kkt_B).
+  u^T Gc u - 2 bc . u + Var(y). With `precondition`, u = v / sqrt(diag Gc) (Jacobi scaling;
+  the feasible set stays a box, |v_i| <= B sqrt(Gc_ii)). Solved by FISTA with adaptive
+  (gradient) restart and step 1/L (L = lambda_max by power iteration), `num_iters`
+  iterations per B, warm-started from the previous B, or from clip(u_hint_r) to the box
+  when that is better (pass least_squares(m)[0] to make every B beyond max|u_ls| exact
+  and to speed up large B on ill-conditioned G). The FISTA update is written here;
+  optax supplies the projection (optax.projections.projection_box).
+  Returns BoxFit(errors_B, u_Br, u0_B, kkt_B, gap_B).
   """
   B_grid = jnp.asarray(B_grid, m.G_rr.dtype)
   Gc, bc, _ = centred(m)
-  L = lipschitz(Gc, power_iters)
+  diag = jnp.diag(Gc)
+  if precondition:
+    # Features with Var f_i = 0 (constant or dead) have a zero row: leave them unscaled.
+    scale_r = jnp.where(diag > 0, 1 / jnp.sqrt(jnp.where(diag > 0, diag, 1)), 1)
+  else:
+    scale_r = jnp.ones_like(diag)
+  Gs = scale_r[:, None] * Gc * scale_r[None, :]
+  bs = scale_r * bc
+  L = lipschitz(Gs, power_iters)
   step = 1 / L
 
-  def grad(u):
-    return jnp.matmul(Gc, u, precision=_HI) - bc
+  def grad(v):
+    return jnp.matmul(Gs, v, precision=_HI) - bs
 
-  def solve_one(u_start, B):
-    project = lambda v: optax.projections.projection_box(v, -B, B)
+  def solve_one(v_start, B):
+    hi_r = B / scale_r
+    project = lambda v: optax.projections.projection_box(v, -hi_r, hi_r)
 
     def fista(carry, _):
-      u, z, t = carry
-      u_new = project(z - step * grad(z))
+      v, z, t = carry
+      v_new = project(z - step * grad(z))
       t_new = 0.5 * (1 + jnp.sqrt(1 + 4 * t * t))
       # Gradient restart (O'Donoghue & Candes 2015): drop momentum when it points uphill.
-      restart = jnp.dot(z - u_new, u_new - u) > 0
+      restart = jnp.dot(z - v_new, v_new - v) > 0
       t_new = jnp.where(restart, 1.0, t_new).astype(t.dtype)
       beta = jnp.where(restart, 0.0, (t - 1) / t_new)
-      z_new = u_new + beta * (u_new - u)
-      return (u_new, z_new, t_new), None
+      return (v_new, v_new + beta * (v_new - v), t_new), None
 
-    u0 = project(u_start)
-    one = jnp.ones((), u0.dtype)
-    (u, _, _), _ = jax.lax.scan(fista, (u0, u0, one), None, length=num_iters)
-    kkt = L * jnp.linalg.norm(u - project(u - step * grad(u)))
-    return u, (u, kkt)
+    v0 = project(v_start)
+    if u_hint_r is not None:
+      v_hint = project(jnp.asarray(u_hint_r, bs.dtype) / scale_r)
+      f = lambda v: jnp.dot(v, 0.5 * jnp.matmul(Gs, v, precision=_HI) - bs)
+      v0 = jnp.where(f(v_hint) < f(v0), v_hint, v0)
+    (v, _, _), _ = jax.lax.scan(fista, (v0, v0, jnp.ones((), v0.dtype)), None,
+                                length=num_iters)
+    g = grad(v)
+    kkt = L * jnp.linalg.norm(v - project(v - step * g))
+    # Frank-Wolfe gap of the error 2 (v.Gs v/2 - bs.v): a certified bound on its excess
+    # over the constrained minimum, since error(v) - min <= grad.(v - v') for all feasible v'.
+    gap = 2 * (jnp.dot(g, v) + jnp.dot(jnp.abs(g), hi_r))
+    return v, (v * scale_r, kkt, jnp.maximum(gap, 0))
 
-  u_init = jnp.zeros_like(bc)
-  _, (u_Br, kkt_B) = jax.lax.scan(solve_one, u_init, B_grid)
+  _, (u_Br, kkt_B, gap_B) = jax.lax.scan(solve_one, jnp.zeros_like(bc), B_grid)
   u0_B = jax.vmap(functools.partial(best_bias, m))(u_Br)
   errors_B = jax.vmap(functools.partial(error, m))(u_Br, u0_B)
-  return BoxFit(errors_B=errors_B, u_Br=u_Br, u0_B=u0_B, kkt_B=kkt_B)
+  return BoxFit(errors_B=errors_B, u_Br=u_Br, u0_B=u0_B, kkt_B=kkt_B, gap_B=gap_B)
 
 
 def smallest_B(B_grid: jax.typing.ArrayLike, errors_B: jax.typing.ArrayLike,

@@ -80,6 +80,23 @@ def _matmul(a: ArrayLike, b: ArrayLike) -> jax.Array:
   return jnp.matmul(a, b, precision=_HIGHEST)
 
 
+def _make_init(sample: Callable[[jax.Array, int, int, DTypeLike], Params]
+               ) -> Callable[..., Params]:
+  """init(key, d, r, dtype=None): validates d and r, then calls `sample(key, d, r, dtype)`."""
+
+  def init(key: jax.Array, d: int, r: int, dtype: DTypeLike | None = None) -> Params:
+    d, r = check_dims(d, r)
+    return sample(key, d, r, _float_dtype(dtype))
+
+  init.__doc__ = sample.__doc__
+  return init
+
+
+def _register_builtin(name: str, fm: FeatureMap) -> FeatureMap:
+  """Registers a built-in family whose `init` field is a plain sampler (key, d, r, dtype)."""
+  return register(name, fm._replace(init=_make_init(fm.init)))
+
+
 # ----------------------------------------------------------------------------------------------
 # Sampling helpers for weights w_dr (column i is w_i).
 
@@ -199,12 +216,10 @@ def _ridge_form(activation: str) -> Callable[[Params], RidgeForm]:
 
 def _ridge_init(sample_w: Callable[[jax.Array, int, int, DTypeLike], jax.Array],
                 biased: bool = False) -> Callable[..., Params]:
-  """init(key, d, r) -> {"w_dr", "b_r"}; b ~ N(0, 1) if biased else 0."""
+  """Sampler (key, d, r, dtype) -> {"w_dr", "b_r"}; b ~ N(0, 1) if biased else 0."""
 
-  def init(key: jax.Array, d: int, r: int, dtype: DTypeLike | None = None) -> Params:
-    """Samples w_dr (and b_r)."""
-    d, r = check_dims(d, r)
-    dtype = _float_dtype(dtype)
+  def init(key: jax.Array, d: int, r: int, dtype: DTypeLike) -> Params:
+    """{"w_dr": [d, r], "b_r": [r]}."""
     k_w, k_b = jax.random.split(key)
     w_dr = sample_w(k_w, d, r, dtype)
     if biased:
@@ -221,32 +236,32 @@ def _gauss_dr(key: jax.Array, d: int, r: int, dtype: DTypeLike) -> jax.Array:
   return jax.random.normal(key, (d, r), dtype=dtype)
 
 
-register("relu_sphere", FeatureMap(
+_register_builtin("relu_sphere", FeatureMap(
     init=_ridge_init(_sphere_dr), apply=_ridge_apply("relu"), kernel=_relu_sphere_kernel,
     ridge=_ridge_form("relu"),
     description="[<w,x>]_+, w uniform on the unit sphere (PAPER §4); kernel arc-cos / d"))
 
-register("relu_gauss", FeatureMap(
+_register_builtin("relu_gauss", FeatureMap(
     init=_ridge_init(_gauss_dr), apply=_ridge_apply("relu"), kernel=_arccos1,
     ridge=_ridge_form("relu"),
     description="[<w,x>]_+, w ~ N(0, I_d); kernel arc-cos order 1 (PAPER §5.2)"))
 
-register("relu_cube", FeatureMap(
+_register_builtin("relu_cube", FeatureMap(
     init=_ridge_init(_xavier_cube_dr), apply=_ridge_apply("relu"), kernel=None,
     ridge=_ridge_form("relu"),
     description="[<w,x>]_+, w uniform on the Xavier cube [-1/sqrt d, 1/sqrt d]^d (PAPER §3)"))
 
-register("relu_biased", FeatureMap(
+_register_builtin("relu_biased", FeatureMap(
     init=_ridge_init(_sphere_dr, biased=True), apply=_ridge_apply("relu"), kernel=None,
     ridge=_ridge_form("relu"),
     description="[<w,x> + b]_+, w uniform on the unit sphere, b ~ N(0, 1)"))
 
-register("linear_sphere", FeatureMap(
+_register_builtin("linear_sphere", FeatureMap(
     init=_ridge_init(_sphere_dr), apply=_ridge_apply("linear"), kernel=_linear_sphere_kernel,
     ridge=_ridge_form("linear"),
     description="<w,x>, w uniform on the unit sphere (Prop. 4.1); kernel <x,y>/d"))
 
-register("tanh_cube", FeatureMap(
+_register_builtin("tanh_cube", FeatureMap(
     init=_ridge_init(_xavier_cube_dr), apply=_ridge_apply("tanh"), kernel=None, ridge=None,
     description="tanh(<w,x>), analytic sigma, w uniform on the Xavier cube (PAPER §3)"))
 
@@ -281,10 +296,8 @@ class RandomNet(nn.Module):
                     precision=_HIGHEST, name="w3")(h_nh)
 
 
-def _deep_net_init(key: jax.Array, d: int, r: int, dtype: DTypeLike | None = None) -> Params:
+def _deep_net_init(key: jax.Array, d: int, r: int, dtype: DTypeLike) -> Params:
   """Linen variables {"params": {"w1": [d, 64], "w2": [64, 64], "w3": [64, r]}}."""
-  d, r = check_dims(d, r)
-  dtype = _float_dtype(dtype)
   return RandomNet(r=r, param_dtype=dtype).init(key, jnp.zeros((1, d), dtype))
 
 
@@ -295,7 +308,7 @@ def _deep_net_apply(params: Params, x_nd: ArrayLike) -> jax.Array:
   return RandomNet(r=r, param_dtype=dtype).apply(params, jnp.asarray(x_nd))
 
 
-register("deep_net", FeatureMap(
+_register_builtin("deep_net", FeatureMap(
     init=_deep_net_init, apply=_deep_net_apply, kernel=None, ridge=None,
     description=("random 3-layer ReLU net (first layer rows on the unit sphere, He-normal "
                  f"width-{DEEP_NET_WIDTH} hidden layer, linear He-normal output); "
@@ -306,10 +319,8 @@ register("deep_net", FeatureMap(
 # Coupling features (PAPER §2, route 1; Thm 4.3): f_i(x) = 1[<w_k, x> >= 0] x_j.
 
 
-def _coupling_init(key: jax.Array, d: int, r: int, dtype: DTypeLike | None = None) -> Params:
+def _coupling_init(key: jax.Array, d: int, r: int, dtype: DTypeLike) -> Params:
   """{"w_dr": column i is neuron k = i // d}: ceil(r/d) Xavier-cube neurons, each repeated d times."""
-  d, r = check_dims(d, r)
-  dtype = _float_dtype(dtype)
   n_neurons = -(-r // d)
   w_dk = _xavier_cube_dr(key, d, n_neurons, dtype)
   # Repeating the neuron per feature keeps params all-float and lets shapes carry r.
@@ -327,7 +338,7 @@ def _coupling_apply(params: Params, x_nd: ArrayLike) -> jax.Array:
   return jnp.where(gate_nr, x_nr, 0).astype(out_dtype)
 
 
-register("coupling", FeatureMap(
+_register_builtin("coupling", FeatureMap(
     init=_coupling_init, apply=_coupling_apply, kernel=None, ridge=None,
     description=("1[<w_k,x> >= 0] x_j, w_k Xavier cube, feature i -> k = i // d, j = i % d "
                  "(PAPER §2, Thm 4.3)")))
@@ -337,10 +348,9 @@ register("coupling", FeatureMap(
 # Kernel features on sampled points (Thm 4.3) and random Fourier features.
 
 
-def _kernel_points_init(key: jax.Array, d: int, r: int, dtype: DTypeLike | None = None) -> Params:
+def _kernel_points_init(key: jax.Array, d: int, r: int, dtype: DTypeLike) -> Params:
   """{"points_rd": r points x_i ~ N(0, I_d)}."""
-  d, r = check_dims(d, r)
-  return {"points_rd": jax.random.normal(key, (r, d), dtype=_float_dtype(dtype))}
+  return {"points_rd": jax.random.normal(key, (r, d), dtype=dtype)}
 
 
 def _kernel_points_apply(params: Params, x_nd: ArrayLike) -> jax.Array:
@@ -351,16 +361,14 @@ def _kernel_points_apply(params: Params, x_nd: ArrayLike) -> jax.Array:
   return jnp.exp(-_sq_dists(x_nd, points_rd) / (2 * d))
 
 
-register("kernel_points", FeatureMap(
+_register_builtin("kernel_points", FeatureMap(
     init=_kernel_points_init, apply=_kernel_points_apply, kernel=_kernel_points_kernel,
     ridge=None,
     description="Gaussian RBF k(x_i, x) = exp(-|x - x_i|^2/(2d)) at x_i ~ N(0, I_d) (Thm 4.3)"))
 
 
-def _rff_init(key: jax.Array, d: int, r: int, dtype: DTypeLike | None = None) -> Params:
+def _rff_init(key: jax.Array, d: int, r: int, dtype: DTypeLike) -> Params:
   """{"w_dr": N(0, I/d) columns, "b_r": U[0, 2 pi]}."""
-  d, r = check_dims(d, r)
-  dtype = _float_dtype(dtype)
   k_w, k_b = jax.random.split(key)
   w_dr = jax.random.normal(k_w, (d, r), dtype=dtype) / jnp.sqrt(jnp.asarray(d, dtype))
   b_r = jax.random.uniform(k_b, (r,), dtype=dtype, minval=0.0, maxval=2 * math.pi)
@@ -372,6 +380,6 @@ def _rff_apply(params: Params, x_nd: ArrayLike) -> jax.Array:
   return jnp.cos(_matmul(jnp.asarray(x_nd), params["w_dr"]) + params["b_r"][None, :])
 
 
-register("rff", FeatureMap(
+_register_builtin("rff", FeatureMap(
     init=_rff_init, apply=_rff_apply, kernel=_rff_kernel, ridge=None,
     description="random Fourier features cos(<w,x>+b), w ~ N(0, I/d), b ~ U[0, 2 pi]"))

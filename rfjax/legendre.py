@@ -1,0 +1,272 @@
+"""Legendre integral representation of a polynomial (Thm 3.4, PAPER.md §3.4), float64.
+
+P(x) = Σ_I α_I x^I. With v = √d w ~ U([-1,1]^d) and ĝ(v) = g(v/√d), the construction picks
+
+  ĝ(v) = Σ_{|J|≤K} b_J L_J(v),   L_J(v) = Π_i P_{j_i}(v_i),   b_J = Π_i(2j_i+1) c_J,
+  c_J = Σ_{I≤J} λ_{J,I} m_I,     m_I = α_I I! d^{|I|/2} / (a_{|I|} |I|!)   (0 off P's support),
+
+so that E[v^I ĝ] = m_I for all |I| ≤ K, hence E_v[σ(<v,x>/√d) ĝ(v)] = P(x) + (Taylor tail of
+degree > K). K = deg σ makes it exact for polynomial σ. Here λ_{J,I} = Π_i [t^{i_i}]P_{j_i}(t).
+
+Evaluation of the integral for the residual does NOT reuse λ: for polynomial σ it uses the
+moment formula with E[v^I L_J] = Π_i μ_{i_i,j_i} (closed form, PAPER.md §5.7); for σ a sum of
+exponentials c·e^{βz} (exp, sincos) it uses separability, E[e^{β<v,x>/√d} L_J(v)] =
+Π_i E_t[e^{β x_i t/√d} P_{j_i}(t)], each a 1-D Gauss–Legendre integral (exact to rounding).
+"""
+from __future__ import annotations
+
+import itertools
+import math
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from rfjax import activations
+
+# σ(z) = Σ c e^{βz}: the forms whose integral against ĝ separates over coordinates.
+EXPONENTIAL_FORMS: dict[str, tuple[tuple[complex, complex], ...]] = {
+    "exp": ((1.0 + 0j, 1.0 + 0j),),
+    "sincos": (((1 - 1j) / 2, 1j), ((1 + 1j) / 2, -1j)),   # sin z + cos z
+}
+
+
+def legendre_table(t: jax.Array, n: int) -> jax.Array:
+  """P_0(t)..P_n(t) by (m+1)P_{m+1} = (2m+1)tP_m − mP_{m−1}. [..., n + 1]."""
+  t = jnp.asarray(t)
+  vals = [jnp.ones_like(t)]
+  if n >= 1:
+    vals.append(t)
+  for m in range(1, n):
+    vals.append(((2 * m + 1) * t * vals[m] - m * vals[m - 1]) / (m + 1))
+  return jnp.stack(vals, axis=-1)
+
+
+def legendre_coefficients(n: int) -> np.ndarray:
+  """Monomial coefficients: row j holds [t^0..t^n] of P_j (same recurrence). [n+1, n+1]."""
+  c = np.zeros((n + 1, n + 1))
+  c[0, 0] = 1.0
+  if n >= 1:
+    c[1, 1] = 1.0
+  for m in range(1, n):
+    c[m + 1, 1:] += (2 * m + 1) * c[m, :-1]
+    c[m + 1] -= m * c[m - 1]
+    c[m + 1] /= m + 1
+  return c
+
+
+def moment(m: int, n: int) -> float:
+  """μ_{m,n} = E_{t~U[-1,1]}[t^m P_n(t)] in closed form (PAPER.md §5.7)."""
+  if m < n or (m - n) % 2:
+    return 0.0
+  return (2.0**n * math.factorial(m) * math.factorial((m + n) // 2)
+          / (math.factorial((m - n) // 2) * math.factorial(m + n + 1)))
+
+
+def moment_table(m_max: int, n_max: int) -> np.ndarray:
+  """μ_{m,n} for m ≤ m_max, n ≤ n_max. [m_max + 1, n_max + 1]."""
+  return np.array([[moment(m, n) for n in range(n_max + 1)] for m in range(m_max + 1)])
+
+
+def cube_moment(j: tuple[int, ...]) -> float:
+  """E_{w ~ U([-1/√d, 1/√d]^d)} w^J (PAPER.md §5.8), d = len(j)."""
+  d = len(j)
+  if any(ji % 2 for ji in j):
+    return 0.0
+  return float(np.prod([d ** (-ji / 2) / (ji + 1) for ji in j]))
+
+
+def multi_indices(d: int, k: int) -> np.ndarray:
+  """All J ∈ N^d with |J| ≤ k, ordered by degree then lexicographically. int [T, d]."""
+  out = []
+  for deg in range(k + 1):
+    for combo in itertools.combinations_with_replacement(range(d), deg):
+      j = [0] * d
+      for i in combo:
+        j[i] += 1
+      out.append(tuple(j))
+  out = sorted(set(out), key=lambda j: (sum(j), tuple(-x for x in j)))
+  return np.array(out, dtype=np.int32).reshape(len(out), d)
+
+
+def multinomial(i_sd: np.ndarray) -> np.ndarray:
+  """binom(|I|, I) = |I|! / I! per row. float64 [S]."""
+  return np.array([math.factorial(int(sum(i))) / np.prod([math.factorial(int(x)) for x in i])
+                   for i in i_sd])
+
+
+def _fact_ratio(i_sd: np.ndarray) -> np.ndarray:
+  return 1.0 / multinomial(i_sd)                     # I! / |I|!
+
+
+class Construction(NamedTuple):
+  """The linear map α (over P's candidate monomials) -> b (over Legendre products)."""
+  d: int
+  k: int                      # max degree of P
+  K: int                      # degree of ĝ (= deg σ for polynomial σ)
+  sigma: str
+  i_sd: np.ndarray            # candidate monomials of P: |I| ≤ k with a_{|I|} ≠ 0. int [S, d]
+  j_td: np.ndarray            # Legendre products of ĝ: |J| ≤ K. int [T, d]
+  map_ts: np.ndarray          # b = map_ts @ α. float64 [T, S]
+  a_k: float                  # A_k = max 1/|a_n| over supported n ≤ k
+
+
+def prepare(sigma: str, d: int, k: int, K: int | None = None) -> Construction:
+  """Precomputes the construction for σ, dimension d, deg P ≤ k, ĝ of degree K (numpy)."""
+  act = activations.get(sigma)
+  a = activations.taylor_or_raise(act, max(k, K or 0))
+  if K is None:
+    if act.degree is None:
+      raise ValueError(f"σ={sigma!r} is not a polynomial: give the truncation degree K")
+    K = max(act.degree, k)
+  if K < k:
+    raise ValueError(f"truncation degree K={K} must be >= k={k}")
+  cand = multi_indices(d, k)
+  i_sd = cand[np.array([a[int(s)] != 0 for s in cand.sum(1)])]
+  j_td = multi_indices(d, K)
+  scale_s = np.array([d ** (s / 2) / a[int(s)] for s in i_sd.sum(1)]) * _fact_ratio(i_sd)
+  lam = legendre_coefficients(K)                     # lam[j, i] = [t^i] P_j
+  lam_ts = np.prod(lam[j_td[:, None, :], i_sd[None, :, :]], axis=-1)      # λ_{J,I}
+  weight_t = np.prod(2 * j_td + 1, axis=1).astype(np.float64)
+  map_ts = weight_t[:, None] * lam_ts * scale_s[None, :]
+  return Construction(d, k, K, sigma, i_sd, j_td, map_ts,
+                      activations.coefficient_constant(act, k))
+
+
+def coefficients(cons: Construction, alpha_s: jax.Array) -> jax.Array:
+  """b_J of ĝ for P = Σ_s α_s x^{I_s}. [T]."""
+  return jnp.dot(jnp.asarray(cons.map_ts), alpha_s, precision=jax.lax.Precision.HIGHEST)
+
+
+def construct(poly: dict[tuple[int, ...], float], sigma: str, d: int,
+              K: int | None = None) -> tuple[Construction, np.ndarray]:
+  """ĝ for P given as multi-index -> coefficient. Returns (construction, b_t numpy)."""
+  k = max((sum(i) for i in poly), default=0)
+  cons = prepare(sigma, d, k, K)
+  index = {tuple(int(x) for x in i): s for s, i in enumerate(cons.i_sd)}
+  alpha = np.zeros(len(cons.i_sd))
+  for i, c in poly.items():
+    if len(i) != d:
+      raise ValueError(f"multi-index {i} has length {len(i)} != d={d}")
+    if c != 0 and tuple(i) not in index:
+      raise ValueError(f"monomial x^{tuple(i)} is not supported by σ={sigma!r}: a_{sum(i)} = 0")
+    if c != 0:
+      alpha[index[tuple(i)]] += c
+  return cons, np.asarray(coefficients(cons, jnp.asarray(alpha)))
+
+
+def g_hat(j_td: np.ndarray, b_t: jax.Array, v_nd: jax.Array) -> jax.Array:
+  """ĝ(v) = Σ_J b_J Π_i P_{j_i}(v_i) for v in [-1,1]^d. [n]."""
+  K = int(j_td.max()) if j_td.size else 0
+  table = legendre_table(v_nd, K)                    # [n, d, K+1]
+  prod = jnp.ones((v_nd.shape[0], j_td.shape[0]), v_nd.dtype)
+  for i in range(j_td.shape[1]):
+    prod = prod * table[:, i, :][:, j_td[:, i]]
+  return jnp.dot(prod, b_t, precision=jax.lax.Precision.HIGHEST)
+
+
+def g(j_td: np.ndarray, b_t: jax.Array, w_nd: jax.Array) -> jax.Array:
+  """g(w) = ĝ(√d w) on the cube [-1/√d, 1/√d]^d. [n]."""
+  return g_hat(j_td, b_t, w_nd * math.sqrt(w_nd.shape[-1]))
+
+
+def g_hat_chunked(j_td: np.ndarray, b_t: jax.Array, v_nd: jax.Array, chunk: int) -> jax.Array:
+  """g_hat over n = m·chunk points, chunk by chunk (memory O(chunk·T)). [n]."""
+  n, d = v_nd.shape
+  out = jax.lax.map(lambda v: g_hat(j_td, b_t, v), v_nd.reshape(n // chunk, chunk, d))
+  return out.reshape(n)
+
+
+def abs_coefficient_sum(b_t: jax.Array) -> jax.Array:
+  """Σ_J |b_J|: a rigorous upper bound on sup|ĝ| since |L_J| ≤ 1 on the cube."""
+  return jnp.sum(jnp.abs(b_t))
+
+
+def bound_g(alpha: float, a_k: float, d: int, k: int, K: int) -> float:
+  """α A_k (3(1+√2))^K binom(d+K, K) d^{k/2}; the paper's form (PAPER.md §3.4 step 5) at K = k."""
+  return alpha * a_k * (3 * (1 + math.sqrt(2))) ** K * math.comb(d + K, K) * d ** (k / 2)
+
+
+def vertices(d: int) -> np.ndarray:
+  """The 2^d vertices of [-1, 1]^d. [2^d, d]."""
+  return np.array(list(itertools.product((-1.0, 1.0), repeat=d)))
+
+
+def sup_g_estimate(key: jax.Array, j_td: np.ndarray, b_t: jax.Array, *, num: int,
+                   chunk: int, refine: int = 16, steps: int = 40) -> jax.Array:
+  """Lower estimate of sup_{[-1,1]^d}|ĝ|: num uniform points + vertices + projected ascent.
+
+  The best `refine` points are refined by normalised gradient ascent on |ĝ| projected onto
+  the cube (step 0.2·0.9^t). Scalar.
+  """
+  d = j_td.shape[1]
+  v = jax.random.uniform(key, (num, d), b_t.dtype, -1.0, 1.0)
+  vals = jnp.abs(g_hat_chunked(j_td, b_t, v, chunk))
+  vert = jnp.asarray(vertices(d), b_t.dtype)
+  best = jnp.maximum(jnp.max(vals), jnp.max(jnp.abs(g_hat(j_td, b_t, vert))))
+  start = v[jax.lax.top_k(vals, refine)[1]]
+  grad = jax.vmap(jax.grad(lambda u: jnp.abs(g_hat(j_td, b_t, u[None])[0])))
+
+  def step(u, t):
+    gr = grad(u)
+    gr = gr / (jnp.linalg.norm(gr, axis=1, keepdims=True) + 1e-30)
+    return jnp.clip(u + 0.2 * 0.9**t * gr, -1.0, 1.0), None
+
+  u, _ = jax.lax.scan(step, start, jnp.arange(steps, dtype=b_t.dtype))
+  return jnp.maximum(best, jnp.max(jnp.abs(g_hat(j_td, b_t, u))))
+
+
+def polynomial_eval(i_sd: np.ndarray, alpha_s: jax.Array, x_nd: jax.Array) -> jax.Array:
+  """P(x) = Σ_s α_s x^{I_s}. [n]."""
+  mono = jnp.prod(x_nd[:, None, :] ** jnp.asarray(i_sd)[None], axis=-1)   # [n, S]
+  return jnp.dot(mono, alpha_s, precision=jax.lax.Precision.HIGHEST)
+
+
+def integral_poly_coefficients(sigma: str, j_td: np.ndarray, b_t: jax.Array
+                               ) -> tuple[np.ndarray, jax.Array]:
+  """For polynomial σ: E_v[σ(<v,x>/√d) ĝ(v)] = Σ_I q_I x^I exactly, with
+  q_I = a_{|I|} d^{-|I|/2} binom(|I|,I) Π_i... E[v^I ĝ], E[v^I L_J] = Π_i μ_{i_i,j_i}.
+  Returns (i_sd over |I| ≤ deg σ, q_s)."""
+  act = activations.get(sigma)
+  if act.degree is None:
+    raise ValueError(f"σ={sigma!r} is not a polynomial")
+  d = j_td.shape[1]
+  D = act.degree
+  a = activations.taylor_or_raise(act, D)
+  i_sd = multi_indices(d, D)
+  mu = moment_table(D, max(int(j_td.max()), D))
+  e_st = np.prod(mu[i_sd[:, None, :], j_td[None, :, :]], axis=-1)       # E[v^I L_J]
+  deg = i_sd.sum(1)
+  pref = a[deg] * d ** (-deg / 2.0) * multinomial(i_sd)
+  return i_sd, jnp.asarray(pref) * jnp.dot(jnp.asarray(e_st), b_t,
+                                           precision=jax.lax.Precision.HIGHEST)
+
+
+def integral_exponential(sigma: str, j_td: np.ndarray, b_t: jax.Array, x_nd: jax.Array,
+                         nodes: int = 48) -> jax.Array:
+  """E_v[σ(<v,x>/√d) ĝ(v)] for σ = Σ c e^{βz} by separability and 1-D Gauss–Legendre. [n]."""
+  if sigma not in EXPONENTIAL_FORMS:
+    raise ValueError(f"no exponential form for σ={sigma!r}; known: {sorted(EXPONENTIAL_FORMS)}")
+  d = x_nd.shape[1]
+  K = int(j_td.max()) if j_td.size else 0
+  t_q, w_q = np.polynomial.legendre.leggauss(nodes)
+  pw_qk = jnp.asarray((w_q / 2.0)[:, None] * np.asarray(legendre_table(t_q, K)))  # [Q, K+1]
+  total = jnp.zeros(x_nd.shape[0], jnp.complex128)
+  for c, beta in EXPONENTIAL_FORMS[sigma]:
+    u = beta * x_nd.astype(jnp.complex128) / math.sqrt(d)                # [n, d]
+    psi = jnp.einsum("ndq,qk->ndk", jnp.exp(u[..., None] * jnp.asarray(t_q)[None, None, :]), pw_qk)
+    prod = jnp.ones((x_nd.shape[0], j_td.shape[0]), jnp.complex128)
+    for i in range(d):
+      prod = prod * psi[:, i, :][:, j_td[:, i]]
+    total = total + c * jnp.dot(prod, b_t.astype(jnp.complex128))
+  return jnp.real(total)
+
+
+def integral(sigma: str, j_td: np.ndarray, b_t: jax.Array, x_nd: jax.Array) -> jax.Array:
+  """E_w[g(w) σ(<w,x>)] = c_d ∫ g σ for w ~ U([-1/√d,1/√d]^d), computed exactly. [n]."""
+  act = activations.get(sigma)
+  if act.degree is not None:
+    i_sd, q_s = integral_poly_coefficients(sigma, j_td, b_t)
+    return polynomial_eval(i_sd, q_s, x_nd)
+  return integral_exponential(sigma, j_td, b_t, x_nd)

@@ -291,3 +291,29 @@ def test_exact_moments_match_sample_moments(target_name):
     target = targets.psi_target(d * w_star, 3)
   exact = solvers.exact_moments(fm.ridge(params), target)
   _check_exact_vs_sample(fm, params, exact, target.fn, d)
+
+
+def test_hinge_ball_fit_against_projected_subgradient_and_constraint():
+  """The smoothed-hinge FISTA readout against a long projected subgradient run (numpy)."""
+  rng = np.random.default_rng(0)
+  n, r = 200, 12
+  phi = rng.normal(size=(n, r))
+  y = np.sign(phi @ rng.normal(size=r) + 0.5 * rng.normal(size=n))
+  radii = np.array([0.1, 0.5, 2.0])
+  fit = solvers.hinge_ball_fit(jnp.asarray(phi), jnp.asarray(y), radii, mu=1e-3,
+                               num_iters=3000)
+  hinge = lambda u: np.mean(np.maximum(0, 1 - y * (phi @ u)))
+  for b, rad in enumerate(radii):
+    u_fit = np.asarray(fit.u_Br[b])
+    assert np.linalg.norm(u_fit) <= rad * (1 + 1e-9)
+    np.testing.assert_allclose(fit.hinge_B[b], hinge(u_fit), rtol=1e-10)
+    # Reference: projected subgradient with step 1/sqrt(t), best iterate.
+    u, best = np.zeros(r), np.inf
+    for t in range(1, 20001):
+      g = -(phi * (y * (y * (phi @ u) < 1))[:, None]).mean(0)
+      u = u - 0.5 * rad / np.sqrt(t) * g
+      u *= min(1.0, rad / max(np.linalg.norm(u), 1e-300))
+      best = min(best, hinge(u))
+    assert hinge(u_fit) <= best + 2e-3
+    assert hinge(u_fit) >= best - 5e-3   # both near the same minimum
+  assert np.all(np.diff(np.asarray(fit.hinge_B)) < 0)

@@ -1,0 +1,351 @@
+"""The hard target ψ (PAPER.md §4.2) and its exact correlations with ridge features.
+
+ψ(z) = T(clip(z, -A, A)), T the triangle sine of period 4, A = 4m + 1. For U, V standard
+normal with corr(U, V) = ρ and a ridge feature h(sV + b) (h = relu or linear) we compute
+  F = E[h(sV + b) ψ(RU)]
+exactly, down to values far below 1e-80 (PAPER §5 items 4-6, §8 notes 2 and 4):
+
+  For h = relu, s F(b/s) with F(β) = E[[V+β]_+ ψ(RU)] = ρ L / 2 + H(β) / 2, where
+  L = E[U ψ(RU)] (Stein, §5 item 6, plus its cut-off part) and H(β) = E[|V+β| ψ(RU)] is odd in β.
+  H/2 = T-part (Fourier series of T with the Faddeeva function, §5 item 5, using
+  G(ζ) = ζ + G(-ζ) so that w is only evaluated in the upper half-plane, §8 note 4)
+      + cut-off part ∫_{u > A/R} (ψ - T)(Ru) Ẽ(u) φ(u) du  (§8 note 2),
+  with Ẽ(u) = E[[V+β]_+|U=u] - E[[V+β]_+|U=-u] - ρu (§5 item 4), by Gauss-Legendre split at the
+  kinks of T. Splitting off ρL/2 keeps the tiny bias-free part free of Faddeeva round-off.
+  Where the series converges slowly (π²R²(1-ρ²)/8 < 1/2, |ρ| near 1) H/2 is instead integrated
+  directly over all kinks of ψ(Ru), graded around the near-kink u = |β/ρ| of Ẽ.
+R, m and the activation are static (Python numbers / strings); s, b, ρ may be traced.
+"""
+import functools
+import math
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.typing import ArrayLike
+
+from rfjax import gaussian
+
+_INV_SQRT_PI = float(1.0 / np.sqrt(np.pi))
+_SQRT2 = float(np.sqrt(2.0))
+
+# Faddeeva w(z) (upper half-plane): Weideman's rational approximation for |z| < _W_R0, Laplace
+# continued fraction beyond (both measured against scipy.special.wofz, tests/test_psi.py).
+_W_N = 40
+_W_R0 = 6.0
+_W_CF_TERMS = 40
+
+# Series / quadrature settings.
+_SERIES_TERMS = 10      # odd k = 1, 3, ..., 19
+_X_DIRECT = 0.5         # use direct quadrature where π²R²q²/8 < this
+_GL_N = 20              # Gauss-Legendre nodes per panel
+_TAIL_NATS = 45.0       # the tail quadrature stops where φ has fallen by e^-45 from u = A/R
+_GRADE = np.array([-8.0, -2.0, -0.5, 0.0, 0.5, 2.0, 8.0])  # near-kink points, units of q/|ρ|
+_GL_X, _GL_W = np.polynomial.legendre.leggauss(_GL_N)
+
+
+class PsiParams(NamedTuple):
+  """R = |w*|, m the cut-off parameter, A = 4m + 1 (PAPER §4.2)."""
+  R: float
+  m: int
+  A: int
+
+
+def psi_params(d: int) -> PsiParams:
+  """PsiParams(R=d, m=ceil(d^2/4), A=4m+1) (PAPER §4.2 'Parameters')."""
+  m = -(-d * d // 4)
+  return PsiParams(R=float(d), m=int(m), A=int(4 * m + 1))
+
+
+def triangle(z: ArrayLike) -> jax.Array:
+  """T(z) = 1 - |((z + 1) mod 4) - 2|, elementwise (odd, period 4, T(1) = 1)."""
+  z = jnp.asarray(z)
+  return 1.0 - jnp.abs(jnp.mod(z + 1.0, 4.0) - 2.0)
+
+
+def psi(z: ArrayLike, m: int) -> jax.Array:
+  """ψ(z) = T(clip(z, -A, A)), A = 4m + 1, elementwise."""
+  a = 4 * m + 1
+  return triangle(jnp.clip(jnp.asarray(z), -a, a))
+
+
+def relu_decomposition(m: int) -> tuple[float, np.ndarray, np.ndarray]:
+  """(const, coef_a, offsets_a), a = 4m + 2: ψ(z) = const + Σ coef_j [z - offsets_j]_+ (§4.2)."""
+  a_cut = 4 * m + 1
+  j = np.arange(1, 4 * m + 1)
+  offsets = np.concatenate([[-a_cut], -a_cut + 2.0 * j, [a_cut]]).astype(np.float64)
+  coefs = np.concatenate([[1.0], 2.0 * (-1.0) ** j, [-1.0]]).astype(np.float64)
+  return -1.0, coefs, offsets
+
+
+def psi_relu_sum(z: ArrayLike, m: int) -> jax.Array:
+  """ψ(z) from its a = 4m+2 ReLUs, accumulated sequentially in offset order (PAPER §8 note 8)."""
+  z = jnp.asarray(z)
+  const, coefs, offsets = relu_decomposition(m)
+  dt = jnp.result_type(z, 0.0)
+  z = z.astype(dt)
+
+  def step(acc, co):
+    return acc + co[0] * jnp.maximum(z - co[1], 0.0), None
+
+  acc, _ = jax.lax.scan(step, jnp.full_like(z, const),
+                        (jnp.asarray(coefs, dt), jnp.asarray(offsets, dt)))
+  return acc
+
+
+# ----------------------------------------------------------------------------------------------
+# Faddeeva function.
+
+@functools.lru_cache(maxsize=None)
+def _weideman_coefs(n: int) -> tuple[float, np.ndarray]:
+  """Weideman (1994) coefficients a_1..a_N (highest power first) and L."""
+  mm = 2 * n
+  k = np.arange(-mm + 1, mm)
+  big_l = np.sqrt(n / np.sqrt(2.0))
+  t = big_l * np.tan(k * np.pi / mm / 2.0)
+  f = np.concatenate([[0.0], np.exp(-t * t) * (big_l**2 + t * t)])
+  a = np.real(np.fft.fft(np.fft.fftshift(f))) / (2 * mm)
+  return float(big_l), a[1:n + 1][::-1].copy()
+
+
+def _cf_tail(z: jax.Array) -> jax.Array:
+  """T1 of the Laplace continued fraction w(z) = (i/√π)/(z - T1), T_n = (n/2)/(z - T_{n+1})."""
+  t = jnp.zeros_like(z)
+  for n in range(_W_CF_TERMS, 0, -1):
+    t = (0.5 * n) / (z - t)
+  return t
+
+
+def _weideman(z: jax.Array) -> jax.Array:
+  """w(z) by Weideman's rational approximation with N = _W_N (Im z >= 0)."""
+  big_l, a = _weideman_coefs(_W_N)
+  den = big_l - 1j * z
+  zz = (big_l + 1j * z) / den
+  p = jnp.zeros_like(z)
+  for c in a:
+    p = p * zz + c
+  return 2.0 * p / (den * den) + _INV_SQRT_PI / den
+
+
+def faddeeva(z: ArrayLike) -> jax.Array:
+  """w(z) = exp(-z²) erfc(-iz) for Im z >= 0 (complex, elementwise)."""
+  z = jnp.asarray(z)
+  z = z.astype(jnp.result_type(z, 1j))
+  big = jnp.abs(z) >= _W_R0
+  z_big = jnp.where(big, z, _W_R0 + 0j)
+  z_small = jnp.where(big, 0j, z)
+  w_cf = (1j * _INV_SQRT_PI) / (z_big - _cf_tail(z_big))
+  return jnp.where(big, w_cf, _weideman(z_small))
+
+
+def _bracket(z: jax.Array) -> jax.Array:
+  """B(z) = 1/√π + i z w(z) = -(i/2) w'(z), without cancellation for large |z| (Im z >= 0)."""
+  big = jnp.abs(z) >= _W_R0
+  z_big = jnp.where(big, z, _W_R0 + 0j)
+  z_small = jnp.where(big, 0j, z)
+  t1 = _cf_tail(z_big)
+  b_cf = -_INV_SQRT_PI * t1 / (z_big - t1)
+  b_small = _INV_SQRT_PI + 1j * z_small * _weideman(z_small)
+  return jnp.where(big, b_cf, b_small)
+
+
+def relu_fourier(lam: ArrayLike, b: ArrayLike, rho: ArrayLike) -> jax.Array:
+  """E[e^{iλU}[V + b]_+] = e^{-λ²/2} G(b + iλρ) (PAPER §5 item 5, §8 note 4), complex."""
+  lam, b, rho = jnp.asarray(lam), jnp.asarray(b), jnp.asarray(rho)
+  q2 = (1.0 - rho) * (1.0 + rho)
+  s = jnp.where(b >= 0, 1.0, -1.0)
+  z = (-s * lam * rho + 1j * jnp.abs(b)) / _SQRT2
+  e_h = jnp.exp(-0.5 * lam * lam * q2 - 0.5 * b * b - 1j * b * lam * rho) * _bracket(z) / _SQRT2
+  zeta = b + 1j * lam * rho
+  # G(ζ) = ζ + G(-ζ) for b >= 0; e_h holds e^{-λ²/2} G(-sζ).
+  return e_h + jnp.where(b >= 0, jnp.exp(-0.5 * lam * lam) * zeta, 0.0)
+
+
+# ----------------------------------------------------------------------------------------------
+# Static (R, m) quantities in numpy float64.
+
+def _np_triangle(z):
+  return 1.0 - np.abs(np.mod(z + 1.0, 4.0) - 2.0)
+
+
+def _np_phi(u):
+  return np.exp(-0.5 * u * u) / np.sqrt(2.0 * np.pi)
+
+
+@functools.lru_cache(maxsize=None)
+def _breaks(R: float, m: int) -> np.ndarray:
+  """Static breakpoints on u >= 0: 0, the kinks (2j+1)/R of ψ(Ru) up to A/R, then tail panels."""
+  a_cut = 4 * m + 1
+  a = a_cut / R
+  delta = -a + math.sqrt(a * a + 2.0 * _TAIL_NATS)
+  n_tail = max(1, int(math.ceil(delta * R / 2.0)))
+  core = np.arange(1, a_cut + 1, 2, dtype=np.float64) / R
+  tail = (a_cut + 2.0 * np.arange(1, n_tail + 1)) / R
+  return np.concatenate([[0.0], core, tail])
+
+
+def _np_tail_nodes(R: float, m: int) -> tuple[np.ndarray, np.ndarray]:
+  """GL nodes / weights over the tail u in [A/R, u_max], panels between kinks of T(Ru)."""
+  br = _breaks(R, m)
+  br = br[br >= (4 * m + 1) / R - 1e-15]
+  lo, hi = br[:-1, None], br[1:, None]
+  u = 0.5 * (lo + hi) + 0.5 * (hi - lo) * _GL_X[None, :]
+  w = 0.5 * (hi - lo) * _GL_W[None, :]
+  return u.ravel(), w.ravel()
+
+
+@functools.lru_cache(maxsize=None)
+def _lin_parts(R: float, m: int) -> tuple[float, float]:
+  """(L_T, L) with L_T = E[U T(RU)] (Stein series, §5 item 6) and L = E[U ψ(RU)] (+ cut-off)."""
+  k = np.arange(1, 4001, 2, dtype=np.float64)
+  expo = -(k * np.pi * R) ** 2 / 8.0
+  terms = np.where(expo > -745.0, (-1.0) ** ((k - 1) / 2) / k * np.exp(np.maximum(expo, -745.0)),
+                   0.0)
+  l_t = 4.0 * R / np.pi * float(np.sum(terms[::-1]))
+  u, w = _np_tail_nodes(R, m)
+  c_l = 2.0 * float(np.sum(w * (1.0 - _np_triangle(R * u)) * u * _np_phi(u)))
+  return l_t, l_t + c_l
+
+
+def linear_correlation(R: float, m: int) -> float:
+  """E[U ψ(RU)], U ~ N(0,1) (Stein series plus the cut-off part, PAPER §8 note 2)."""
+  return _lin_parts(float(R), int(m))[1]
+
+
+def psi_norm_sq(R: float, m: int) -> float:
+  """E[ψ(RU)^2] = 1/3 + Σ 4(-1)^n/(n²π²) e^{-n²π²R²/2} + cut-off part (PAPER §4.2 P2, §8 note 1)."""
+  R, m = float(R), int(m)
+  n = np.arange(1, 20001, dtype=np.float64)
+  expo = -(n * np.pi * R) ** 2 / 2.0
+  series = np.where(expo > -745.0, 4.0 * (-1.0) ** n / (n * n * np.pi**2)
+                    * np.exp(np.maximum(expo, -745.0)), 0.0)
+  u, w = _np_tail_nodes(R, m)
+  cut = 2.0 * float(np.sum(w * (1.0 - _np_triangle(R * u) ** 2) * _np_phi(u)))
+  return 1.0 / 3.0 + float(np.sum(series[::-1])) + cut
+
+
+# ----------------------------------------------------------------------------------------------
+# Correlation of ψ(RU) with [V + β]_+.
+
+def _cond_odd(u: jax.Array, beta: jax.Array, rho: jax.Array, q: jax.Array) -> jax.Array:
+  """Ẽ(u) = E[[V+β]_+|U=u] - E[[V+β]_+|U=-u] - ρu (PAPER §5 item 4)."""
+  qs = jnp.where(q > 0, q, 1.0)
+  smooth = qs * (gaussian.g_fn((beta + rho * u) / qs) - gaussian.g_fn((beta - rho * u) / qs))
+  sharp = jnp.maximum(beta + rho * u, 0.0) - jnp.maximum(beta - rho * u, 0.0)
+  return jnp.where(q > 0, smooth, sharp) - rho * u
+
+
+def _relu_corr_unit(beta: jax.Array, rho: jax.Array, q: jax.Array, R: float, m: int) -> jax.Array:
+  """F(β) = E[[V+β]_+ ψ(RU)] for scalar β, ρ, q = √(1-ρ²)."""
+  dt = beta.dtype
+  l_t, l_full = _lin_parts(R, m)
+  # Fourier / Faddeeva T-part of H/2 (PAPER §5 item 5, §8 note 4).
+  k = np.arange(1, 2 * _SERIES_TERMS, 2, dtype=np.float64)
+  coef = jnp.asarray(8.0 / np.pi**2 * (-1.0) ** ((k - 1) / 2) / k**2, dt)
+  lam = jnp.asarray(k * np.pi * R / 2.0, dt)
+  s = jnp.where(beta >= 0, 1.0, -1.0)
+  z = (-s * lam * rho + 1j * jnp.abs(beta)) / _SQRT2
+  e_h = (jnp.exp(-0.5 * lam * lam * q * q - 0.5 * beta * beta - 1j * beta * lam * rho)
+         * _bracket(z) / _SQRT2)
+  t_half = jnp.sum(coef * jnp.imag(e_h)) + s * rho * l_t / 2.0
+  # Split Gauss-Legendre quadrature on u >= 0 over kinks of ψ(Ru), T(Ru) and Ẽ.
+  br = jnp.asarray(_breaks(R, m), dt)
+  u_max = br[-1]
+  rho_abs = jnp.abs(rho)
+  rho_safe = jnp.where(rho_abs > 0, rho_abs, 1.0)
+  u0 = jnp.where(rho_abs > 0, jnp.abs(beta) / rho_safe, u_max)
+  extra = jnp.clip(u0 + jnp.asarray(_GRADE, dt) * q / rho_safe, 0.0, u_max)
+  br = jnp.sort(jnp.concatenate([br, extra]))
+  lo, hi = br[:-1, None], br[1:, None]
+  u = 0.5 * (lo + hi) + 0.5 * (hi - lo) * jnp.asarray(_GL_X, dt)[None, :]
+  w = 0.5 * (hi - lo) * jnp.asarray(_GL_W, dt)[None, :]
+  base = w * _cond_odd(u, beta, rho, q) * gaussian.norm_pdf(u)
+  psi_ru = psi(R * u, m)
+  q_direct = jnp.sum(base * psi_ru)
+  # (ψ - T)(Ru) vanishes on the core; mask it exactly (fused re-computation of Ru may round).
+  cut_w = jnp.where(u > (4 * m + 1) / R, psi_ru - triangle(R * u), 0.0)
+  q_cut = jnp.sum(base * cut_w)
+  direct = (np.pi * R * q) ** 2 / 8.0 < _X_DIRECT
+  return rho * l_full / 2.0 + jnp.where(direct, q_direct, t_half + q_cut)
+
+
+def _check_act(activation: str) -> None:
+  if activation not in ("relu", "linear"):
+    raise ValueError(f"unknown activation {activation!r}; expected 'relu' or 'linear'")
+
+
+def _corr_sbq(s, b, rho, q, R: float, m: int, activation: str) -> jax.Array:
+  """E[h(sV + b) ψ(RU)] with q = √(1-ρ²) passed explicitly (precise near |ρ| = 1)."""
+  if activation == "linear":   # E[(sV + b) ψ(RU)] = s ρ E[U ψ(RU)]  (Stein; E ψ = 0 by oddness)
+    return s * rho * _lin_parts(R, m)[1]
+  beta = b / s
+  f = jnp.vectorize(lambda bb, rr, qq: _relu_corr_unit(bb, rr, qq, R, m))
+  return s * f(beta, rho, q)
+
+
+def ridge_correlation(s: ArrayLike, b: ArrayLike, rho: ArrayLike, R: float, m: int,
+                      activation: str = "relu") -> jax.Array:
+  """E[h(sV + b) ψ(RU)], corr(U, V) = ρ, s > 0, h in {relu, linear}; broadcasts over (s, b, ρ)."""
+  _check_act(activation)
+  s, b, rho = jnp.asarray(s), jnp.asarray(b), jnp.asarray(rho)
+  dt = jnp.result_type(s, b, rho, 0.0)
+  s, b, rho = jnp.broadcast_arrays(s.astype(dt), b.astype(dt), jnp.clip(rho.astype(dt), -1, 1))
+  q = jnp.sqrt(jnp.maximum((1.0 - rho) * (1.0 + rho), 0.0))
+  return _corr_jit(s, b, rho, q, float(R), int(m), activation)
+
+
+@functools.partial(jax.jit, static_argnums=(4, 5, 6))
+def _corr_jit(s, b, rho, q, R, m, activation):
+  return _corr_sbq(s, b, rho, q, R, m, activation)
+
+
+# Quadrature in τ = √(1-ρ), ρ in (0, 1): log-graded panels resolve the peak near ρ = 1.
+_TAU_EDGES = np.concatenate([[0.0], np.logspace(-8, 0, 41)])
+_TAU_GL_X, _TAU_GL_W = np.polynomial.legendre.leggauss(16)
+
+
+@functools.partial(jax.jit, static_argnums=(2, 3, 4, 5))
+def _mean_abs_jit(s, b, d, R, m, activation):
+  dt = s.dtype
+  lo, hi = _TAU_EDGES[:-1, None], _TAU_EDGES[1:, None]
+  tau = (0.5 * (lo + hi) + 0.5 * (hi - lo) * _TAU_GL_X[None, :]).ravel()
+  wt = (0.5 * (hi - lo) * _TAU_GL_W[None, :]).ravel()
+  t = tau * tau
+  one_m_r2 = t * (2.0 - t)
+  # p_d(ρ) dρ with ρ = 1 - τ²: dρ = 2τ dτ (PAPER §4.2); the factor 2 below is for ρ < 0 (|F| even).
+  log_beta = math.lgamma(0.5) + math.lgamma((d - 1) / 2.0) - math.lgamma(d / 2.0)
+  dens = np.exp((d - 3) / 2.0 * np.log(one_m_r2) - log_beta) * 2.0 * tau
+  rho = jnp.asarray(1.0 - t, dt)
+  q = jnp.asarray(np.sqrt(one_m_r2), dt)
+  f = _corr_sbq(jnp.full_like(rho, s), jnp.full_like(rho, b), rho, q, R, m, activation)
+  if activation == "linear":
+    norm = jnp.sqrt(s * s + b * b)
+  else:
+    norm = jnp.sqrt(gaussian.relu_gauss_second(s, b))
+  return 2.0 * jnp.sum(jnp.asarray(wt * dens, dt) * jnp.abs(f)) / norm
+
+
+def mean_abs_correlation(s: ArrayLike, b: ArrayLike, d: int, R: float, m: int,
+                         activation: str = "relu") -> jax.Array:
+  """E_{w* ~ U(R S^{d-1})} |<f, ψ_{w*}>| / ||f|| for f = h(s<v,x> + b), |v| = 1 (PAPER §4.2)."""
+  _check_act(activation)
+  if d < 2:
+    raise ValueError(f"d must be >= 2, got {d}")
+  s, b = jnp.asarray(s), jnp.asarray(b)
+  dt = jnp.result_type(s, b, 0.0)
+  return _mean_abs_jit(s.astype(dt), b.astype(dt), int(d), float(R), int(m), activation)
+
+
+def psi_target_cross(form: Any, w_star_d: ArrayLike, m: int, R: float | None = None) -> jax.Array:
+  """c_r = E[f_i(x) ψ(<w*, x>)] for ridge features f_i = act(<w_i,x> + b_i); R = |w*| (static)."""
+  _check_act(form.activation)
+  w_dr, b_r = jnp.asarray(form.w_dr), jnp.asarray(form.b_r)
+  w_star_d = jnp.asarray(w_star_d)
+  dt = jnp.result_type(w_dr, b_r, w_star_d, 0.0)
+  w_dr, b_r, w_star_d = w_dr.astype(dt), b_r.astype(dt), w_star_d.astype(dt)
+  if R is None:
+    R = float(np.linalg.norm(np.asarray(w_star_d, dtype=np.float64)))
+  s_r = jnp.sqrt(jnp.sum(w_dr * w_dr, axis=0))
+  rho_r = jnp.matmul(w_star_d, w_dr, precision=jax.lax.Precision.HIGHEST) / (s_r * R)
+  return ridge_correlation(s_r, b_r, rho_r, R, m, form.activation)

@@ -7,7 +7,7 @@ import os
 
 import ml_collections as mlc
 
-EXPERIMENTS = ("linear_rf",)
+EXPERIMENTS = ("linear_rf", "polynomial_sgd", "lazy_training")
 
 
 def _load(name: str):

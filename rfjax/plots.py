@@ -226,3 +226,167 @@ def relu_neuron_rf(config: mlc.ConfigDict, rows: list[dict],
   ax3.legend(fontsize=7)
   _title(fig, summary)
   return fig
+
+
+@PLOTTERS.register("integral_rep")
+def integral_rep(config: mlc.ConfigDict, rows: list[dict], summary: dict[str, Any]
+                 ) -> plt.Figure:
+  """sup|g| and its bound vs d per k; residual vs truncation degree K for analytic σ."""
+  cells = summary["cells"]
+  poly = [c for c in cells if c["sigma"] == config.sigmas[0]]
+  fig, (ax1, ax2, ax3) = plt.subplots(1, 3, figsize=(15, 4.4))
+  ks = sorted({c["k"] for c in cells})
+  colors = dict(zip(ks, plt.cm.viridis(np.linspace(0, 0.8, max(len(ks), 1)))))
+  for k in ks:
+    cs = sorted((c for c in poly if c["k"] == k), key=lambda c: c["d"])
+    d = [c["d"] for c in cs]
+    ax1.plot(d, [c["sup_g_max"] for c in cs], "o-", color=colors[k], label=f"sup|g|, k={k}")
+    ax1.plot(d, [c["g_abs_sum_max"] for c in cs], "^:", color=colors[k], ms=4, lw=1)
+    ax1.plot(d, [c["bound_g_max"] for c in cs], "s--", color=colors[k], ms=4,
+             label=f"bound, k={k}")
+  ax1.set(yscale="log", xlabel="dimension d", ylabel="sup |g|  (max over seeds)",
+          title=f"σ = {config.sigmas[0]} (exact): sup|g| (o), Σ|b_J| (△), bound (■)")
+  ax1.legend(fontsize=7, ncol=2)
+  analytic = [c for c in cells if c["sigma"] != config.sigmas[0]]
+  kmid = ks[len(ks) // 2]
+  styles = {s: m for s, m in zip(sorted({c["sigma"] for c in analytic}), ["o-", "s--", "^:"])}
+  ds = sorted({c["d"] for c in analytic})
+  dcol = dict(zip(ds, plt.cm.plasma(np.linspace(0, 0.85, max(len(ds), 1)))))
+  for sigma, style in styles.items():
+    for d in ds:
+      cs = sorted((c for c in analytic if (c["sigma"], c["d"], c["k"]) == (sigma, d, kmid)),
+                  key=lambda c: c["K"])
+      if not cs:
+        continue
+      K = [c["K"] for c in cs]
+      lab = f"{sigma}, d={d}" if sigma == list(styles)[0] or d == ds[0] else None
+      ax2.plot(K, [max(c["residual_max"], 1e-18) for c in cs], style, color=dcol[d], label=lab)
+      ax3.plot(K, [c["sup_g_max"] for c in cs], style, color=dcol[d], label=lab)
+      ax3.plot(K, [c["bound_g_max"] for c in cs], ":", color=dcol[d], lw=0.8)
+  pr = summary.get("poly_residual_max", float("nan"))
+  ax2.axhline(config.poly_tol, color="k", lw=0.8, ls="--",
+              label=f"tolerance {config.poly_tol:g} (poly3 max {pr:.1e})")
+  ax2.set(yscale="log", xlabel="truncation degree K of ĝ",
+          ylabel="sup_x |E g σ − P|  (max over seeds)", title=f"residual, analytic σ, k={kmid}")
+  ax2.legend(fontsize=7, ncol=2)
+  ax3.set(yscale="log", xlabel="truncation degree K of ĝ", ylabel="sup |g|",
+          title=f"price of a smaller residual, k={kmid} (dotted: bound)")
+  ax3.legend(fontsize=7, ncol=2)
+  _title(fig, summary)
+  return fig
+
+
+@PLOTTERS.register("rf_concentration")
+def rf_concentration(config: mlc.ConfigDict, rows: list[dict], summary: dict[str, Any]
+                     ) -> plt.Figure:
+  """Sup-error vs r (log-log) per seed and mean, the Thm 3.3 bound and r^{-1/2}."""
+  cells = summary["cells"]
+  fig, axes = plt.subplots(1, len(cells), figsize=(6.5 * len(cells), 4.6), squeeze=False)
+  for ax, c in zip(axes[0], cells):
+    rs = [r for r in rows if r["d"] == c["d"]]
+    for s in sorted({r["seed"] for r in rs}):
+      pts = sorted((r["r"], r["sup_error"]) for r in rs if r["seed"] == s)
+      ax.plot(*zip(*pts), "-", color="tab:blue", alpha=0.18, lw=0.8,
+              label="one seed" if s == 0 else None)
+    rv = np.asarray(c["r"], float)
+    me = np.asarray(c["mean_sup_error"])
+    ax.plot(rv, me, "o-", color="tab:blue", lw=2, label=f"mean, slope {c['slope']:.3f}")
+    ax.plot(rv, me[0] * np.sqrt(rv[0] / rv), "k--", lw=1, label="∝ r^{-1/2}")
+    bound = sorted({(r["r"], r["bound"]) for r in rs})
+    ax.plot(*zip(*bound), "r-", lw=1.5,
+            label=f"LC/√r(4+√(2log1/δ)), δ={config.delta}; holds in "
+                  f"{100 * c['frac_seeds_within_bound']:.0f}% of seeds")
+    ax.set(xscale="log", yscale="log", xlabel="number of random features r",
+           ylabel=f"sup over {config.num_test} x with ‖x‖≤1 of |f̂ − f|",
+           title=(f"{config.sigma}, d={c['d']}, deg P ≤ {config.k}: L={c['lipschitz']:.2f}, "
+                  f"C=sup|g|≈{c['sup_g']:.3g}"))
+    ax.set_xscale("log", base=2)
+    ax.legend(fontsize=8)
+  _title(fig, summary)
+  return fig
+
+
+_REGIME_STYLE = dict(full=("C0", "o-"), random_features=("C1", "s--"),
+                     linearized=("C2", "^:"))
+
+
+@PLOTTERS.register("polynomial_sgd")
+def polynomial_sgd(config: mlc.ConfigDict, rows: list[dict],
+                   summary: dict[str, Any]) -> plt.Figure:
+  """Test hinge vs width for the three regimes against L_D(W_0, U*); curves at the widest r."""
+  cells = summary["cells"]
+  rs = [c["r"] for c in cells]
+  fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.5))
+  for regime, (color, style) in _REGIME_STYLE.items():
+    ax1.plot(rs, [c[f"{regime}_best_t_test_hinge"] for c in cells], style, color=color,
+             label=f"{regime} (best logged t)")
+    ax1.plot(rs, [c[f"{regime}_final_test_hinge"] for c in cells], style, color=color,
+             alpha=0.35, label=f"{regime} (last step)")
+  for C, alpha in zip(sorted(cells[0]["L_star_by_C"], key=float), (0.3, 0.55, 0.8, 1.0)):
+    lw = 2.5 if float(C) == summary["C"] else 1
+    ax1.plot(rs, [c["L_star_by_C"][C] for c in cells], "k-", alpha=alpha, lw=lw,
+             label=f"L_D(W0, U*), ‖U*‖ ≤ {C}/√r")
+  ax1.plot(rs, [c["L_star"] + summary["epsilon"] for c in cells], "k:", lw=1,
+           label=f"L_D(W0, U*) + ε (C = {summary['C']:g})")
+  ax1.set(xscale="log", xlabel="width r", ylabel="test hinge loss",
+          title=f"sign(P), deg {config.degree}, d = {config.d}, σ = {config.activation}, "
+                f"η·r = {config.lr_times_r:g}, T = {config.steps}")
+  ax1.legend(fontsize=7, ncol=2)
+  r_max = max(rs)
+  for regime, (color, style) in _REGIME_STYLE.items():
+    sel = [x for x in rows if x["r"] == r_max and x["regime"] == regime]
+    steps = sorted({x["step"] for x in sel})
+    ax2.plot(steps, [np.mean([x["test_hinge"] for x in sel if x["step"] == s])
+                     for s in steps], style, color=color, label=f"{regime} test")
+    ax2.plot(steps[1:], [np.mean([x["train_hinge"] for x in sel if x["step"] == s])
+                         for s in steps[1:]], "-", color=color, alpha=0.35,
+             label=f"{regime} online train")
+  ax2.axhline(cells[-1]["L_star"], color="k", lw=1.5, label=f"L_D(W0, U*), C = {summary['C']:g}")
+  ax2.set(xlabel="SGD step (batch 1)", ylabel="hinge loss", title=f"training curves, r = {r_max}")
+  ax2.legend(fontsize=7)
+  _title(fig, summary)
+  return fig
+
+
+@PLOTTERS.register("lazy_training")
+def lazy_training(config: mlc.ConfigDict, rows: list[dict],
+                  summary: dict[str, Any]) -> plt.Figure:
+  """Movement, sign flips and full-vs-linearised gap vs width (log-log); test errors."""
+  fig, axes = plt.subplots(1, 3, figsize=(15, 4.5))
+  ax1, ax2, ax3 = axes
+  markers = dict(relu="o", sincos="s")
+  for act, v in summary["lazy"].items():
+    cs = v["cells"]
+    rs = np.array([c["r"] for c in cs], float)
+    mk = markers.get(act, "d")
+    for key, color, label in (("w_move", "C0", "‖W_T−W_0‖_F/‖W_0‖_F"),
+                              ("sign_flips", "C3", "sign-flip fraction"),
+                              ("out_gap", "C2", "‖N_full − N_lin‖/‖N_full‖")):
+      y = np.array([c[key] for c in cs])
+      ax1.plot(rs, y, mk + "-", color=color, alpha=0.9 if act == "relu" else 0.5,
+               label=f"{label} [{act}] ∝ r^{v[key + '_exponent']:.2f}")
+    ax1.plot(rs, cs[0]["w_move"] * (rs / rs[0]) ** -2.0, "k:", lw=1)
+    for regime, (color, style) in _REGIME_STYLE.items():
+      ax2.plot(rs, [c[f"{regime}_test_error"] for c in cs], style.replace("-", "") + "-",
+               color=color, marker=mk, alpha=0.9 if act == "relu" else 0.5,
+               label=f"{regime} [{act}]")
+  ax1.plot([], [], "k:", label="r^−2 (prediction for w_move)")
+  ax1.set(xscale="log", yscale="log", xlabel="width r",
+          title=f"lazy training: η·r = {config.lr_times_r:g}, T = {config.steps}")
+  ax1.legend(fontsize=6.5)
+  ax2.set(xscale="log", xlabel="width r", ylabel="test 0-1 error",
+          title=f"polynomial task (d = {config.d}, degree {config.degree})")
+  ax2.legend(fontsize=7)
+  neuron = summary["neuron"]
+  rs = [n["r"] for n in neuron]
+  for regime, (color, style) in _REGIME_STYLE.items():
+    ax3.plot(rs, [n[f"{regime}_relative_error"] for n in neuron], style, color=color,
+             label=regime)
+  ax3.axhline(config.neuron_tolerance, color="k", lw=1, ls=":",
+              label=f"learned: ≤ {config.neuron_tolerance}")
+  ax3.set(xscale="log", yscale="log", xlabel="width r", ylabel="relative test error",
+          title=f"hard neuron [<w*,x> − c]_+, ‖w*‖ = d = {config.neuron_d}, "
+                f"Gaussian x, T = {config.neuron_steps}")
+  ax3.legend(fontsize=7)
+  _title(fig, summary)
+  return fig

@@ -57,3 +57,10 @@ def run(name: str, config: mlc.ConfigDict, key: jax.Array) -> list[Row]:
 
 # Built-in experiments register themselves on import.
 from rfjax.experiments import linear_rf  # noqa: E402,F401
+from rfjax.experiments import psi_correlation  # noqa: E402,F401
+from rfjax.experiments import relu_neuron_rf  # noqa: E402,F401
+from rfjax.experiments import neuron_gd  # noqa: E402,F401
+from rfjax.experiments import integral_rep  # noqa: E402,F401
+from rfjax.experiments import polynomial_sgd  # noqa: E402,F401
+from rfjax.experiments import rf_concentration  # noqa: E402,F401
+from rfjax.experiments import lazy_training  # noqa: E402,F401

@@ -1,0 +1,36 @@
+"""Section 2: lazy training — movement, sign flips and the linearised twin vs width;
+then the hard neuron, where the full net should learn and its lazy twins should not.
+
+rfjax --config=configs/lazy_training.py --workdir=runs/lazy_training
+rfjax --config=configs/lazy_training.py:smoke --workdir=/tmp/smoke
+"""
+import ml_collections as mlc
+
+
+def get_config(variant: str = "") -> mlc.ConfigDict:
+  c = mlc.ConfigDict()
+  c.experiment = "lazy_training"
+  c.seed = 0                       # also fixes the polynomial P (as in polynomial_sgd)
+  c.d = 8
+  c.degree = 2
+  c.activations = ("relu", "sincos")
+  c.widths = (64, 256, 1024, 4096)
+  c.num_seeds = 2
+  c.steps = 2000                   # fixed T for every width
+  c.lr_times_r = 0.5               # η = lr_times_r / r (the theory's η ∝ 1/r)
+  c.n_test = 1024
+  c.n_probe = 256
+  c.neuron_d = 8                   # the hard neuron of PAPER §4.3 at d = 8
+  c.neuron_kink = 0.0              # kink c ≈ kink·‖w*‖ (ψ offset nearest it)
+  c.neuron_widths = (64, 1024)
+  c.neuron_steps = 2000
+  c.neuron_log_every = 250
+  c.neuron_batch = 16
+  c.neuron_lr_times_r = 0.5
+  c.neuron_tolerance = 0.02        # "learned": relative test error ≤ this (1/50, PAPER §4.3)
+  if variant == "smoke":
+    c.widths, c.num_seeds, c.steps, c.n_test, c.n_probe = (16, 64), 2, 100, 128, 64
+    c.neuron_widths, c.neuron_steps, c.neuron_log_every = (16,), 100, 50
+  elif variant:
+    raise ValueError(f"unknown variant {variant!r}; known: smoke")
+  return c

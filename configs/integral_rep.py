@@ -16,8 +16,8 @@ def get_config(variant: str = "") -> mlc.ConfigDict:
   c.truncation_degrees = (3, 5, 7)         # K for analytic σ (degree of ĝ)
   c.num_seeds = 4                          # random polynomials per cell
   c.num_terms = 4                          # monomials per random P
-  c.num_sup = 8192                         # uniform points for the sup|g| estimate
-  c.num_test = 2048                        # x points for the residual (half sphere, half ball)
+  c.num_sup = 2048                         # uniform points for the sup|g| estimate
+  c.num_test = 1024                        # x points for the residual (half sphere, half ball)
   c.chunk = 512
   c.poly_tol = 1e-10
   if variant == "smoke":

@@ -33,15 +33,15 @@ EXPONENTIAL_FORMS: dict[str, tuple[tuple[complex, complex], ...]] = {
 }
 
 
-def legendre_table(t: jax.Array, n: int) -> jax.Array:
-  """P_0(t)..P_n(t) by (m+1)P_{m+1} = (2m+1)tP_m − mP_{m−1}. [..., n + 1]."""
-  t = jnp.asarray(t)
-  vals = [jnp.ones_like(t)]
+def legendre_table(t: jax.Array, n: int, xp=jnp) -> jax.Array:
+  """P_0(t)..P_n(t) by (m+1)P_{m+1} = (2m+1)tP_m − mP_{m−1}; xp = jnp or numpy. [..., n + 1]."""
+  t = xp.asarray(t)
+  vals = [xp.ones_like(t)]
   if n >= 1:
     vals.append(t)
   for m in range(1, n):
     vals.append(((2 * m + 1) * t * vals[m] - m * vals[m - 1]) / (m + 1))
-  return jnp.stack(vals, axis=-1)
+  return xp.stack(vals, axis=-1)
 
 
 def legendre_coefficients(n: int) -> np.ndarray:
@@ -158,14 +158,14 @@ def construct(poly: dict[tuple[int, ...], float], sigma: str, d: int,
   return cons, np.asarray(coefficients(cons, jnp.asarray(alpha)))
 
 
-def g_hat(j_td: np.ndarray, b_t: jax.Array, v_nd: jax.Array) -> jax.Array:
-  """ĝ(v) = Σ_J b_J Π_i P_{j_i}(v_i) for v in [-1,1]^d. [n]."""
+def g_hat(j_td: np.ndarray, b_t: jax.Array, v_nd: jax.Array, xp=jnp) -> jax.Array:
+  """ĝ(v) = Σ_J b_J Π_i P_{j_i}(v_i) for v in [-1,1]^d; b_t may be [T, s]. [n] or [n, s]."""
   K = int(j_td.max()) if j_td.size else 0
-  table = legendre_table(v_nd, K)                    # [n, d, K+1]
-  prod = jnp.ones((v_nd.shape[0], j_td.shape[0]), v_nd.dtype)
+  table = legendre_table(v_nd, K, xp)                # [n, d, K+1]
+  prod = xp.ones((v_nd.shape[0], j_td.shape[0]), v_nd.dtype)
   for i in range(j_td.shape[1]):
     prod = prod * table[:, i, :][:, j_td[:, i]]
-  return jnp.dot(prod, b_t, precision=jax.lax.Precision.HIGHEST)
+  return prod @ b_t
 
 
 def g(j_td: np.ndarray, b_t: jax.Array, w_nd: jax.Array) -> jax.Array:
@@ -219,13 +219,13 @@ def sup_g_estimate(key: jax.Array, j_td: np.ndarray, b_t: jax.Array, *, num: int
   return jnp.maximum(best, jnp.max(jnp.abs(g_hat(j_td, b_t, u))))
 
 
-def polynomial_eval(i_sd: np.ndarray, alpha_s: jax.Array, x_nd: jax.Array) -> jax.Array:
-  """P(x) = Σ_s α_s x^{I_s}. [n]."""
-  mono = jnp.prod(x_nd[:, None, :] ** jnp.asarray(i_sd)[None], axis=-1)   # [n, S]
-  return jnp.dot(mono, alpha_s, precision=jax.lax.Precision.HIGHEST)
+def polynomial_eval(i_sd: np.ndarray, alpha_s: jax.Array, x_nd: jax.Array, xp=jnp) -> jax.Array:
+  """P(x) = Σ_s α_s x^{I_s}; alpha may be [S, s]. [n] or [n, s]."""
+  mono = xp.prod(x_nd[:, None, :] ** xp.asarray(i_sd)[None], axis=-1)   # [n, S]
+  return mono @ alpha_s
 
 
-def integral_poly_coefficients(sigma: str, j_td: np.ndarray, b_t: jax.Array
+def integral_poly_coefficients(sigma: str, j_td: np.ndarray, b_t: jax.Array, xp=jnp
                                ) -> tuple[np.ndarray, jax.Array]:
   """For polynomial σ: E_v[σ(<v,x>/√d) ĝ(v)] = Σ_I q_I x^I exactly, with
   q_I = a_{|I|} d^{-|I|/2} binom(|I|,I) Π_i... E[v^I ĝ], E[v^I L_J] = Π_i μ_{i_i,j_i}.
@@ -241,28 +241,27 @@ def integral_poly_coefficients(sigma: str, j_td: np.ndarray, b_t: jax.Array
   e_st = np.prod(mu[i_sd[:, None, :], j_td[None, :, :]], axis=-1)       # E[v^I L_J]
   deg = i_sd.sum(1)
   pref = (a[deg] * d ** (-deg / 2.0) * multinomial(i_sd)).reshape((-1,) + (1,) * (b_t.ndim - 1))
-  return i_sd, jnp.asarray(pref) * jnp.dot(jnp.asarray(e_st), b_t,
-                                           precision=jax.lax.Precision.HIGHEST)
+  return i_sd, xp.asarray(pref) * (xp.asarray(e_st) @ b_t)
 
 
 def integral_exponential(sigma: str, j_td: np.ndarray, b_t: jax.Array, x_nd: jax.Array,
-                         nodes: int = 48) -> jax.Array:
+                         nodes: int = 48, xp=jnp) -> jax.Array:
   """E_v[σ(<v,x>/√d) ĝ(v)] for σ = Σ c e^{βz} by separability and 1-D Gauss–Legendre. [n]."""
   if sigma not in EXPONENTIAL_FORMS:
     raise ValueError(f"no exponential form for σ={sigma!r}; known: {sorted(EXPONENTIAL_FORMS)}")
   d = x_nd.shape[1]
   K = int(j_td.max()) if j_td.size else 0
   t_q, w_q = np.polynomial.legendre.leggauss(nodes)
-  pw_qk = jnp.asarray((w_q / 2.0)[:, None] * np.polynomial.legendre.legvander(t_q, K))  # [Q, K+1]
-  total = jnp.zeros((x_nd.shape[0],) + b_t.shape[1:], jnp.complex128)
+  pw_qk = xp.asarray((w_q / 2.0)[:, None] * np.polynomial.legendre.legvander(t_q, K))  # [Q, K+1]
+  total = xp.zeros((x_nd.shape[0],) + b_t.shape[1:], xp.complex128)
   for c, beta in EXPONENTIAL_FORMS[sigma]:
-    u = beta * x_nd.astype(jnp.complex128) / math.sqrt(d)                # [n, d]
-    psi = jnp.einsum("ndq,qk->ndk", jnp.exp(u[..., None] * jnp.asarray(t_q)[None, None, :]), pw_qk)
-    prod = jnp.ones((x_nd.shape[0], j_td.shape[0]), jnp.complex128)
+    u = beta * x_nd.astype(xp.complex128) / math.sqrt(d)                 # [n, d]
+    psi = xp.einsum("ndq,qk->ndk", xp.exp(u[..., None] * xp.asarray(t_q)[None, None, :]), pw_qk)
+    prod = xp.ones((x_nd.shape[0], j_td.shape[0]), xp.complex128)
     for i in range(d):
       prod = prod * psi[:, i, :][:, j_td[:, i]]
-    total = total + c * jnp.dot(prod, b_t.astype(jnp.complex128))
-  return jnp.real(total)
+    total = total + c * (prod @ b_t.astype(xp.complex128))
+  return xp.real(total)
 
 
 def sup_g_estimate_batch(rng: np.random.Generator, j_td: np.ndarray, b_ts: np.ndarray, *,
@@ -276,7 +275,7 @@ def sup_g_estimate_batch(rng: np.random.Generator, j_td: np.ndarray, b_ts: np.nd
   d = j_td.shape[1]
   b_ts = np.asarray(b_ts, np.float64)
   v = np.concatenate([rng.uniform(-1.0, 1.0, (num, d)), vertices(d)])
-  vals = np.concatenate([np.abs(np.asarray(g_hat(j_td, jnp.asarray(b_ts), jnp.asarray(v[i:i + chunk]))))
+  vals = np.concatenate([np.abs(g_hat(j_td, b_ts, v[i:i + chunk], np))
                          for i in range(0, len(v), chunk)])            # [n, s]
   best = vals.max(0)
   top = np.argsort(-vals, axis=0)[:refine].T                           # [s, refine]
@@ -288,7 +287,7 @@ def sup_g_estimate_batch(rng: np.random.Generator, j_td: np.ndarray, b_ts: np.nd
                    -1.0, 1.0)                                          # [s, refine, p, d]
     flat = prop.reshape(-1, d)
     seed_of = np.repeat(s_idx, refine * proposals)
-    table = np.asarray(legendre_table(jnp.asarray(flat), int(j_td.max())))
+    table = legendre_table(flat, int(j_td.max()), np)
     prod = np.ones((flat.shape[0], j_td.shape[0]))
     for i in range(d):
       prod *= table[:, i, :][:, j_td[:, i]]
@@ -301,10 +300,10 @@ def sup_g_estimate_batch(rng: np.random.Generator, j_td: np.ndarray, b_ts: np.nd
   return np.maximum(best, cur.max(1))
 
 
-def integral(sigma: str, j_td: np.ndarray, b_t: jax.Array, x_nd: jax.Array) -> jax.Array:
-  """E_w[g(w) σ(<w,x>)] = c_d ∫ g σ for w ~ U([-1/√d,1/√d]^d), computed exactly. [n]."""
+def integral(sigma: str, j_td: np.ndarray, b_t: jax.Array, x_nd: jax.Array, xp=jnp) -> jax.Array:
+  """E_w[g(w) σ(<w,x>)] = c_d ∫ g σ for w ~ U([-1/√d,1/√d]^d), exactly; xp = jnp or numpy. [n]."""
   act = activations.get(sigma)
   if act.degree is not None:
-    i_sd, q_s = integral_poly_coefficients(sigma, j_td, b_t)
-    return polynomial_eval(i_sd, q_s, x_nd)
-  return integral_exponential(sigma, j_td, b_t, x_nd)
+    i_sd, q_s = integral_poly_coefficients(sigma, j_td, b_t, xp)
+    return polynomial_eval(i_sd, q_s, x_nd, xp)
+  return integral_exponential(sigma, j_td, b_t, x_nd, xp=xp)

@@ -13,7 +13,7 @@ for ‖x‖ ≤ 1, rigorously). The construction of PAPER.md §3.4 gives ĝ; per
 
 Seeds are an array axis, not sweep.over_seeds: a jitted per-seed program costs 6–14 s of
 XLA compile per cell (each (σ, d, k, K) has its own shapes; 147 cells), against < 1 s of
-work, so a cell runs eagerly in float64 with the random polynomials of all seeds stacked
+work, so a cell runs in numpy float64 with the random polynomials of all seeds stacked
 ([T, s] coefficient matrix) and the sample / test points shared by the seeds.
 """
 from __future__ import annotations
@@ -59,9 +59,9 @@ def _cell_numbers(rng: np.random.Generator, *, sigma: str, d: int, k: int, K: in
   resid = np.zeros(num_seeds)
   p_sup = np.zeros(num_seeds)
   for i in range(0, num_test, chunk):
-    xc = jnp.asarray(x[i:i + chunk])
-    fx = np.asarray(legendre.integral(sigma, cons.j_td, jnp.asarray(b_ts), xc))   # [c, s]
-    px = np.asarray(legendre.polynomial_eval(cons.i_sd, jnp.asarray(alpha_ss.T), xc))
+    xc = x[i:i + chunk]
+    fx = legendre.integral(sigma, cons.j_td, b_ts, xc, np)                 # [c, s]
+    px = legendre.polynomial_eval(cons.i_sd, alpha_ss.T, xc, np)
     resid = np.maximum(resid, np.abs(fx - px).max(0))
     p_sup = np.maximum(p_sup, np.abs(px).max(0))
   alpha_max = np.abs(alpha_ss).max(1)

@@ -7,7 +7,7 @@ import os
 
 import ml_collections as mlc
 
-EXPERIMENTS = ("linear_rf", "polynomial_sgd", "lazy_training")
+EXPERIMENTS = ("linear_rf", "polynomial_sgd", "lazy_training", "integral_rep", "rf_concentration")
 
 
 def _load(name: str):

@@ -291,7 +291,7 @@ def rf_concentration(config: mlc.ConfigDict, rows: list[dict], summary: dict[str
     rv = np.asarray(c["r"], float)
     me = np.asarray(c["mean_sup_error"])
     ax.plot(rv, me, "o-", color="tab:blue", lw=2, label=f"mean, slope {c['slope']:.3f}")
-    ax.plot(rv, me[0] * np.sqrt(rv[0] / rv), "k--", lw=1, label="∝ r^{-1/2}")
+    ax.plot(rv, me[0] * np.sqrt(rv[0] / rv), "k--", lw=1, label=r"$\propto r^{-1/2}$")
     bound = sorted({(r["r"], r["bound"]) for r in rs})
     ax.plot(*zip(*bound), "r-", lw=1.5,
             label=f"LC/√r(4+√(2log1/δ)), δ={config.delta}; holds in "

@@ -10,7 +10,9 @@ def get_config(variant: str = "") -> mlc.ConfigDict:
   c.experiment = "relu_neuron_rf"
   c.seed = 0
   c.ds = (2, 3, 4, 6, 8, 10, 12)
-  c.rs = (64, 256, 1024, 4096)
+  c.rs = (64, 256, 1024)
+  c.big_r = 4096                 # ... and this r at the d where ψ can still be reached
+  c.big_r_ds = (2, 3, 4)
   c.features = ("relu_biased", "deep_net", "kernel_points")
   c.targets = ("psi", "neuron")
   c.neuron_kink = 1.0            # the rescaled neuron's kink c_j ≈ neuron_kink·‖w*‖
@@ -23,7 +25,8 @@ def get_config(variant: str = "") -> mlc.ConfigDict:
   c.sample_max_d = 6             # sample-mode families only up to this d ...
   c.sample_max_r = 1024          # ... and this r
   if variant == "smoke":
-    c.ds, c.rs, c.features = (2, 4), (32, 128), ("relu_biased", "deep_net")
+    c.ds, c.rs, c.features = (2, 3), (32,), ("relu_biased", "deep_net")
+    c.big_r, c.big_r_ds = 128, (2,)
     c.num_B, c.num_iters, c.mc_ratio, c.mc_chunk = 7, 50, 8, 512
   elif variant:
     raise ValueError(f"unknown variant {variant!r}; known: smoke")

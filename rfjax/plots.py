@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -112,6 +113,10 @@ def neuron_gd(config: mlc.ConfigDict, rows: list[dict], summary: dict[str, Any])
                label="median run")
     ref = max(c["max_steps"] for c in cells if c["max_steps"])
     ax2.loglog(cd, ref * (cd / cd.min()) ** 2, "k:", lw=1, label="∝ d² from the first point")
+  if cd.size:
+    ax2.set_xticks(cd)
+    ax2.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+    ax2.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
   ax2.set(xlabel="d", ylabel=f"steps to relative error ≤ {config.tolerance}",
           title=f"Steps grow like d^{summary['steps_power']:.2f}")
   ax2.legend(fontsize=8)
@@ -221,8 +226,8 @@ def relu_neuron_rf(config: mlc.ConfigDict, rows: list[dict],
           title="r·max|u| needed grows exponentially")
   ax2.legend(fontsize=7)
   ax3.axhline(0.5, color="k", ls="--", lw=1, label="ε/‖ψ‖² = 1/2 (ψ)")
-  ax3.set(xlabel="d", ylabel="best relative error (any u, largest r)", ylim=(0, 1.05),
-          title="Best achievable error rises to ‖y‖²")
+  ax3.set(xlabel="d", ylabel="best relative error E(Σu_i f_i + u_0 − y)²/E y²", ylim=(0, 1.05),
+          title="Best achievable error (any u, any r tried) rises to ‖y‖²")
   ax3.legend(fontsize=7)
   _title(fig, summary)
   return fig
@@ -367,8 +372,8 @@ def lazy_training(config: mlc.ConfigDict, rows: list[dict],
                label=f"{label} [{act}] ∝ r^{v[key + '_exponent']:.2f}")
     ax1.plot(rs, cs[0]["w_move"] * (rs / rs[0]) ** -2.0, "k:", lw=1)
     for regime, (color, style) in _REGIME_STYLE.items():
-      ax2.plot(rs, [c[f"{regime}_test_error"] for c in cs], style.replace("-", "") + "-",
-               color=color, marker=mk, alpha=0.9 if act == "relu" else 0.5,
+      ax2.plot(rs, [c[f"{regime}_test_error"] for c in cs], color=color, marker=mk,
+               ls="-" if act == "relu" else "--", alpha=0.9 if act == "relu" else 0.5,
                label=f"{regime} [{act}]")
   ax1.plot([], [], "k:", label="r^−2 (prediction for w_move)")
   ax1.set(xscale="log", yscale="log", xlabel="width r",
@@ -385,8 +390,8 @@ def lazy_training(config: mlc.ConfigDict, rows: list[dict],
   ax3.axhline(config.neuron_tolerance, color="k", lw=1, ls=":",
               label=f"learned: ≤ {config.neuron_tolerance}")
   ax3.set(xscale="log", yscale="log", xlabel="width r", ylabel="relative test error",
-          title=f"hard neuron [<w*,x> − c]_+, ‖w*‖ = d = {config.neuron_d}, "
-                f"Gaussian x, T = {config.neuron_steps}")
+          title=f"hard neuron, ‖w*‖ = d = {config.neuron_d}, x ~ N(0, I), "
+                f"T = {config.neuron_steps}")
   ax3.legend(fontsize=7)
   _title(fig, summary)
   return fig

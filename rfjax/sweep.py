@@ -31,21 +31,26 @@ def _identity(fn: Callable[..., Any]) -> Any:
   return fn
 
 
-def _compiled(fn: Callable[..., Any], num_args: int) -> Callable[..., Any]:
-  """jit(vmap(fn)) built once per (fn, bound static values, arity)."""
-  ident = (_identity(fn), num_args)
+def _compiled(fn: Callable[..., Any], num_args: int, jit: bool) -> Callable[..., Any]:
+  """jit(vmap(fn)) (or plain vmap) built once per (fn, bound static values, arity)."""
+  ident = (_identity(fn), num_args, jit)
   if ident not in _COMPILED:
     in_axes = (0,) + (None,) * num_args
-    _COMPILED[ident] = jax.jit(jax.vmap(fn, in_axes=in_axes))
+    batched = jax.vmap(fn, in_axes=in_axes)
+    _COMPILED[ident] = jax.jit(batched) if jit else batched
   return _COMPILED[ident]
 
 
-def over_seeds(fn: Callable[..., Any], keys: jax.Array, *args: Any) -> Any:
+def over_seeds(fn: Callable[..., Any], keys: jax.Array, *args: Any, jit: bool = True) -> Any:
   """Runs `fn(key, *args)` for every key with one jit(vmap(fn)), sharded over devices.
 
   Seed counts that do not divide the device count are padded (with repeated keys)
   and trimmed. `fn` must be hashable and stable (a module-level function or a
   functools.partial of one with static values) so the compiled program is reused.
+  With `jit=False` the seeds are still one vmapped computation, but without an outer
+  jit: the jitted library functions inside `fn` (exact-mode moments, box fits) then
+  compile on their own and their executables are reused across grid cells, instead
+  of one large program being compiled per cell.
 
   Args:
     fn: per-seed computation, key -> pytree of arrays.
@@ -61,7 +66,7 @@ def over_seeds(fn: Callable[..., Any], keys: jax.Array, *args: Any) -> Any:
   pad = (-num) % n_dev
   if pad:
     keys = jnp.concatenate([keys, jnp.repeat(keys[-1:], pad, axis=0)])
-  run = _compiled(fn, len(args))
+  run = _compiled(fn, len(args), jit)
   if n_dev > 1:
     mesh = _mesh()
     keys = jax.device_put(keys, NamedSharding(mesh, P("seeds")))

@@ -13,12 +13,14 @@ from rfjax import gaussian, psi
 
 
 class Target(NamedTuple):
-  """name in {"linear", "relu_neuron", "psi"}; fn: x_nd -> y_n; w_d = w*; b = b*; m (psi only)."""
+  """name in {"linear", "relu_neuron", "psi"}; fn: x_nd -> y_n; w_d = w*; b = b* (may be traced);
+  m and R = |w*| are static (psi only: they fix ψ's cut-off and the quadrature panels)."""
   name: str
   fn: Callable[[jax.Array], jax.Array]
   w_d: jax.Array
-  b: float
+  b: Any
   m: int = 0
+  R: float = 0.0
 
 
 def _dot(x_nd: jax.Array, w_d: jax.Array) -> jax.Array:
@@ -32,16 +34,19 @@ def linear(w_d: ArrayLike) -> Target:
   return Target("linear", lambda x_nd: _dot(x_nd, w_d), w_d, 0.0)
 
 
-def relu_neuron(w_d: ArrayLike, b: float) -> Target:
-  """y = [<w*, x> + b*]_+ (PAPER §4.0)."""
-  w_d = jnp.asarray(w_d)
-  return Target("relu_neuron", lambda x_nd: jax.nn.relu(_dot(x_nd, w_d) + b), w_d, float(b))
+def relu_neuron(w_d: ArrayLike, b: ArrayLike) -> Target:
+  """y = [<w*, x> + b*]_+ (PAPER §4.0); w* and b* may be traced."""
+  w_d, b = jnp.asarray(w_d), jnp.asarray(b)
+  return Target("relu_neuron", lambda x_nd: jax.nn.relu(_dot(x_nd, w_d) + b.astype(x_nd.dtype)),
+                w_d, b)
 
 
-def psi_target(w_d: ArrayLike, m: int) -> Target:
-  """y = ψ(<w*, x>), A = 4m + 1, R = |w*| (PAPER §4.2)."""
+def psi_target(w_d: ArrayLike, m: int, R: float | None = None) -> Target:
+  """y = ψ(<w*, x>), A = 4m + 1, R = |w*| (PAPER §4.2). Under jit, pass R (static)."""
   w_d = jnp.asarray(w_d)
-  return Target("psi", lambda x_nd: psi.psi(_dot(x_nd, w_d), m), w_d, 0.0, int(m))
+  if R is None:
+    R = float(np.linalg.norm(np.asarray(w_d, dtype=np.float64)))
+  return Target("psi", lambda x_nd: psi.psi(_dot(x_nd, w_d), m), w_d, 0.0, int(m), float(R))
 
 
 def hard_neuron(w_d: ArrayLike, m: int, j: int) -> Target:
@@ -62,8 +67,7 @@ def _ridge_act(t: Target) -> str:
 def target_second_moment(t: Target) -> jax.Array:
   """E y^2 for x ~ N(0, I) (PAPER §5 item 1, §4.2 P2)."""
   if t.name == "psi":
-    r = float(np.linalg.norm(np.asarray(t.w_d, dtype=np.float64)))
-    return jnp.asarray(psi.psi_norm_sq(r, t.m), jnp.result_type(t.w_d, 0.0))
+    return jnp.asarray(psi.psi_norm_sq(t.R, t.m), jnp.result_type(t.w_d, 0.0))
   return gaussian.ridge_target_second(t.w_d, t.b, _ridge_act(t))
 
 
@@ -77,7 +81,7 @@ def target_mean(t: Target) -> jax.Array:
 def target_cross(form: Any, t: Target) -> jax.Array:
   """c_r = E[f_i(x) y(x)] for ridge features (RidgeForm), exact."""
   if t.name == "psi":
-    return psi.psi_target_cross(form, t.w_d, t.m)
+    return psi.psi_target_cross(form, t.w_d, t.m, t.R)
   if t.name not in ("linear", "relu_neuron"):
     raise ValueError(f"unknown target {t.name!r}; expected 'linear', 'relu_neuron' or 'psi'")
   return gaussian.ridge_cross(form, t.w_d, t.b, _ridge_act(t))

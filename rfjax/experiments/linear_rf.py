@@ -25,16 +25,20 @@ from rfjax import validation
 NAME = "linear_rf"
 
 
+def best_linear_error(w_dr: jax.Array, w_star_d: jax.Array) -> jax.Array:
+  """min_u E(Σ u_i <w_i,x> − <w*,x>)² = |P⊥ w*|² for x ~ N(0, I), |w*| = 1. Scalar."""
+  q_dr, _ = jnp.linalg.qr(w_dr)                  # orthonormal basis of span(w_i), r ≤ d
+  proj = jnp.dot(q_dr.T, w_star_d, precision=jax.lax.Precision.HIGHEST)
+  return jnp.maximum(1.0 - jnp.sum(proj**2), 0.0)
+
+
 def _one_seed(key: jax.Array, *, d: int, r: int, feature: str) -> jax.Array:
-  """Best-fit error for one draw of (w*, w_1..w_r): |P⊥ w*|². Scalar."""
+  """Best-fit error for one draw of (w*, w_1..w_r). Scalar."""
   k_star, k_feat = jax.random.split(key)
   fm = features.get(feature)
   w_dr = fm.ridge(fm.init(k_feat, d, r)).w_dr.astype(jnp.float64)
   w_star = jax.random.normal(k_star, (d,), jnp.float64)
-  w_star = w_star / jnp.linalg.norm(w_star)
-  q_dr, _ = jnp.linalg.qr(w_dr)                  # orthonormal basis of span(w_i)
-  proj = jnp.dot(q_dr.T, w_star, precision=jax.lax.Precision.HIGHEST)
-  return jnp.maximum(1.0 - jnp.sum(proj**2), 0.0)
+  return best_linear_error(w_dr, w_star / jnp.linalg.norm(w_star))
 
 
 def validate(config: mlc.ConfigDict) -> None:

@@ -38,10 +38,15 @@ def _unit_w_star(key: jax.Array, d: int, num: int) -> jax.Array:
   return d * g / jnp.linalg.norm(g, axis=1, keepdims=True)
 
 
+def _draw_keys(key: jax.Array) -> tuple[jax.Array, jax.Array]:
+  """Keys for the features and the w* draws: the same in exact and Monte Carlo mode."""
+  return jax.random.fold_in(key, 0), jax.random.fold_in(key, 1)
+
+
 def _exact_seed(key: jax.Array, *, d: int, feature: str, num_features: int,
                 num_w_star: int) -> dict[str, jax.Array]:
   """Exact-mode E|<f, ψ_{w*}>|/‖f‖ for one draw of features: ρ-integral and sampled w*."""
-  k_feat, k_star = jax.random.split(key)
+  k_feat, k_star = _draw_keys(key)
   pp = psi.psi_params(d)
   fm = features.get(feature)
   form = fm.ridge(fm.init(k_feat, d, num_features))
@@ -68,7 +73,7 @@ def _ridge_second(s_r: jax.Array, b_r: jax.Array, activation: str) -> jax.Array:
 def _mc_seed(key: jax.Array, *, d: int, feature: str, num_features: int, num_w_star: int,
              n: int, chunk: int) -> dict[str, jax.Array]:
   """Monte Carlo E|<f, ψ_{w*}>|/‖f‖ over n Gaussian inputs, streamed in chunks."""
-  k_feat, k_star, k_x = jax.random.split(key, 3)
+  (k_feat, k_star), k_x = _draw_keys(key), jax.random.fold_in(key, 2)
   pp = psi.psi_params(d)
   fm = features.get(feature)
   params = fm.init(k_feat, d, num_features)
@@ -137,7 +142,8 @@ def run_cell(config: mlc.ConfigDict, cell: dict[str, Any], key: jax.Array) -> li
   if cell["mode"] == "exact":
     fn = functools.partial(_exact_seed, d=d, feature=feature,
                            num_features=config.num_features, num_w_star=config.num_w_star)
-    out = sweep.over_seeds(fn, keys)
+    # No outer jit: psi's jitted kernels compile once per (d, activation) and are reused.
+    out = sweep.over_seeds(fn, keys, jit=False)
     for s in range(config.num_seeds):
       rows.append(dict(base, seed=s, mode="exact", mean_abs_corr=float(out["exact"][s]),
                        num_features=config.num_features, w_star="rho_integral"))

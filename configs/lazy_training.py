@@ -14,7 +14,7 @@ def get_config(variant: str = "") -> mlc.ConfigDict:
   c.d = 8
   c.degree = 2
   c.activations = ("relu", "sincos")
-  c.widths = (64, 256, 1024, 4096)
+  c.widths = (64, 512, 4096)      # 2^6 .. 2^12
   c.num_seeds = 2
   c.steps = 2000                   # fixed T for every width
   c.lr_times_r = 0.5               # η = lr_times_r / r (the theory's η ∝ 1/r)
@@ -30,6 +30,7 @@ def get_config(variant: str = "") -> mlc.ConfigDict:
   c.neuron_tolerance = 0.02        # "learned": relative test error ≤ this (1/50, PAPER §4.3)
   if variant == "smoke":
     c.widths, c.num_seeds, c.steps, c.n_test, c.n_probe = (16, 64), 2, 100, 128, 64
+    c.activations = ("relu",)
     c.neuron_widths, c.neuron_steps, c.neuron_log_every = (16,), 100, 50
   elif variant:
     raise ValueError(f"unknown variant {variant!r}; known: smoke")

@@ -22,10 +22,10 @@ def get_config(variant: str = "") -> mlc.ConfigDict:
   c.n_test = 1024
   c.n_probe = 256
   c.n_fit = 1024                  # fit sample of the best readout U*
-  c.fit_iters = 2000
+  c.fit_iters = 600
   c.fit_mu = 0.02                 # smoothing of the hinge in the U* fit
-  c.C = 8.0                       # ‖U*‖ ≤ C/√r
-  c.C_grid = (2.0, 16.0, 32.0)      # L_D(W_0, U*) also reported at these C
+  c.C = 32.0                      # ‖U*‖ ≤ C/√r
+  c.C_grid = (4.0, 16.0)      # L_D(W_0, U*) also reported at these C
   c.epsilon = 0.05
   c.rf_tolerance = 0.01           # "full beats or matches RF": full ≤ RF + this
   if variant == "smoke":

@@ -107,10 +107,10 @@ def _one_seed(key: jax.Array, J_md: jax.Array, c_m: jax.Array, radii_B: jax.Arra
   evals, a_nn = jnp.linalg.eigh(jnp.matmul(phi_fit, phi_fit.T, precision=_HI))
   s_n = jnp.sqrt(jnp.maximum(evals, 0.0))
   keep = s_n > 1e-7 * jnp.max(s_n)
-  fit = solvers.hinge_ball_fit(a_nn * jnp.where(keep, s_n, 0.0), y_fit,
+  fit = solvers.hinge_ball_fit(a_nn * jnp.where(keep, s_n, 0.0)[None, :], y_fit,
                                radii_B.astype(jnp.float64) / math.sqrt(r), mu=mu,
                                num_iters=fit_iters)
-  coef_Bn = (fit.u_Br * jnp.where(keep, 1 / jnp.where(keep, s_n, 1.0), 0.0)) @ a_nn.T
+  coef_Bn = (fit.u_Br * jnp.where(keep, 1 / jnp.where(keep, s_n, 1.0), 0.0)[None, :]) @ a_nn.T
   kx_tn = jnp.matmul(networks.hidden(w0, x_test.astype(jnp.float64), activation), phi_fit.T,
                       precision=_HI)
   out_test = kx_tn @ coef_Bn.T                                        # [n_test, B]
@@ -219,8 +219,9 @@ def summarize(config: mlc.ConfigDict, rows: list[dict]) -> dict[str, Any]:
         eta=config.lr_times_r / r, eta_theory=eps / (9 * r * L * L), **{
             f"{reg}_{k}": v for reg, d in per.items() for k, v in d.items()},
         full_within_eps=per["full"]["best_t_test_hinge"] <= L_star + eps,
-        full_beats_rf=per["full"]["final_test_hinge"]
-        <= per["random_features"]["final_test_hinge"] + config.rf_tolerance))
+        # Thm 3.2 speaks of the best iterate ("some t ∈ [T]"); the last-step gap is reported too.
+        full_beats_rf=per["full"]["best_t_test_hinge"]
+        <= per["random_features"]["best_t_test_hinge"] + config.rf_tolerance))
   within = all(t["full_within_eps"] for t in table)
   beats = all(t["full_beats_rf"] for t in table)
   T_theory = math.ceil(9 * L * L * (C + 1) ** 2 / eps ** 2)
@@ -230,10 +231,11 @@ def summarize(config: mlc.ConfigDict, rows: list[dict]) -> dict[str, Any]:
              "competes with the best readout U* (‖U*‖ ≤ C/√r) on its frozen initial "
              "features, and does at least as well as training the readout alone."),
       prediction=(f"at every width, min_t L(W_t, U_t) ≤ L_D(W_0, U*) + {eps} (C = {C:g}) and "
-                  f"full ≤ random_features + {config.rf_tolerance} at the last step"),
+                  f"full ≤ random_features + {config.rf_tolerance} (best logged t, seed mean)"),
       measured=(f"max over widths of [full best-t test hinge − L_D(W_0,U*)] = {worst:+.3f}; "
-                "full − RF final test hinge per width: " + ", ".join(
-                    f"r={t['r']}: {t['full_final_test_hinge'] - t['random_features_final_test_hinge']:+.3f}"
+                "full − RF test hinge per width (best t / last step): " + ", ".join(
+                    f"r={t['r']}: {t['full_best_t_test_hinge'] - t['random_features_best_t_test_hinge']:+.3f}"
+                    f"/{t['full_final_test_hinge'] - t['random_features_final_test_hinge']:+.3f}"
                     for t in table)),
       holds=bool(within and beats),
       C=C, epsilon=eps, L=L, sigma=config.activation, steps_used=config.steps,

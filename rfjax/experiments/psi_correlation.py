@@ -55,12 +55,12 @@ def _exact_seed(key: jax.Array, *, d: int, feature: str, num_features: int,
   integral_r = jax.vmap(lambda s, b: psi.mean_abs_correlation(
       s, b, d, pp.R, pp.m, form.activation))(s_r, b_r)
   w_star_kd = _unit_w_star(k_star, d, num_w_star)
-  rho_kr = jnp.dot(w_star_kd, w_dr, precision=HIGHEST) / (pp.R * s_r)
+  rho_kr = jnp.dot(w_star_kd, w_dr, precision=HIGHEST) / (pp.R * s_r)[None, :]
   corr_kr = jax.vmap(lambda rho_r: jax.vmap(lambda s, b, rho: psi.ridge_correlation(
       s, b, rho, pp.R, pp.m, form.activation))(s_r, b_r, rho_r))(rho_kr)
   norm_r = jnp.sqrt(_ridge_second(s_r, b_r, form.activation))
   return dict(exact=jnp.mean(integral_r),
-              exact_sampled=jnp.mean(jnp.abs(corr_kr) / norm_r))
+              exact_sampled=jnp.mean(jnp.abs(corr_kr) / norm_r[None, :]))
 
 
 def _ridge_second(s_r: jax.Array, b_r: jax.Array, activation: str) -> jax.Array:

@@ -39,6 +39,7 @@ _W_CF_TERMS = 40
 # Series / quadrature settings.
 _SERIES_TERMS = 10      # odd k = 1, 3, ..., 19
 _X_DIRECT = 0.5         # use direct quadrature where π²R²q²/8 < this
+_U_DIRECT = 12.0        # direct quadrature stops here: φ(12) ≈ 5e-32, far below |F| there
 _GL_N = 20              # Gauss-Legendre nodes per panel
 _TAIL_NATS = 45.0       # the tail quadrature stops where φ has fallen by e^-45 from u = A/R
 _GRADE = np.array([-8.0, -2.0, -0.5, 0.0, 0.5, 2.0, 8.0])  # near-kink points, units of q/|ρ|
@@ -236,38 +237,61 @@ def _cond_odd(u: jax.Array, beta: jax.Array, rho: jax.Array, q: jax.Array) -> ja
   return jnp.where(q > 0, smooth, sharp) - rho * u
 
 
-def _relu_corr_unit(beta: jax.Array, rho: jax.Array, q: jax.Array, R: float, m: int) -> jax.Array:
-  """F(β) = E[[V+β]_+ ψ(RU)] for scalar β, ρ, q = √(1-ρ²)."""
+def _relu_corr_unit(beta: jax.Array, rho: jax.Array, q: jax.Array, R: float, m: int,
+                    branch: str = "auto") -> jax.Array:
+  """F(β) = E[[V+β]_+ ψ(RU)] for scalar β, ρ, q = √(1-ρ²).
+
+  branch: "auto" picks per ρ between the series (T-part by the Faddeeva series plus the
+  cut-off by tail quadrature) and direct split quadrature; "series" / "direct" force one,
+  for callers whose ρ are static and already partitioned (the other is then not computed).
+  """
   dt = beta.dtype
   l_t, l_full = _lin_parts(R, m)
-  # Fourier / Faddeeva T-part of H/2 (PAPER §5 item 5, §8 note 4).
-  k = np.arange(1, 2 * _SERIES_TERMS, 2, dtype=np.float64)
-  coef = jnp.asarray(8.0 / np.pi**2 * (-1.0) ** ((k - 1) / 2) / k**2, dt)
-  lam = jnp.asarray(k * np.pi * R / 2.0, dt)
-  s = jnp.where(beta >= 0, 1.0, -1.0)
-  z = (-s * lam * rho + 1j * jnp.abs(beta)) / _SQRT2
-  e_h = (jnp.exp(-0.5 * lam * lam * q * q - 0.5 * beta * beta - 1j * beta * lam * rho)
-         * _bracket(z) / _SQRT2)
-  t_half = jnp.sum(coef * jnp.imag(e_h)) + s * rho * l_t / 2.0
-  # Split Gauss-Legendre quadrature on u >= 0 over kinks of ψ(Ru), T(Ru) and Ẽ.
-  br = jnp.asarray(_breaks(R, m), dt)
-  u_max = br[-1]
+  a_r = (4 * m + 1) / R
+  all_br = _breaks(R, m)
+  u_max = float(all_br[-1])
   rho_abs = jnp.abs(rho)
   rho_safe = jnp.where(rho_abs > 0, rho_abs, 1.0)
   u0 = jnp.where(rho_abs > 0, jnp.abs(beta) / rho_safe, u_max)
-  extra = jnp.clip(u0 + jnp.asarray(_GRADE, dt) * q / rho_safe, 0.0, u_max)
-  br = jnp.sort(jnp.concatenate([br, extra]))
-  lo, hi = br[:-1, None], br[1:, None]
-  u = 0.5 * (lo + hi) + 0.5 * (hi - lo) * jnp.asarray(_GL_X, dt)[None, :]
-  w = 0.5 * (hi - lo) * jnp.asarray(_GL_W, dt)[None, :]
-  base = w * _cond_odd(u, beta, rho, q) * gaussian.norm_pdf(u)
-  psi_ru = psi(R * u, m)
-  q_direct = jnp.sum(base * psi_ru)
-  # (ψ - T)(Ru) vanishes on the core; mask it exactly (fused re-computation of Ru may round).
-  cut_w = jnp.where(u > (4 * m + 1) / R, psi_ru - triangle(R * u), 0.0)
-  q_cut = jnp.sum(base * cut_w)
-  direct = (np.pi * R * q) ** 2 / 8.0 < _X_DIRECT
-  return rho * l_full / 2.0 + jnp.where(direct, q_direct, t_half + q_cut)
+  grade = jnp.asarray(_GRADE, dt) * q / rho_safe
+
+  def split_quadrature(breaks: np.ndarray, low: float):
+    """GL nodes and weighted Ẽφ over the static breaks plus the graded near-kink points."""
+    br = jnp.sort(jnp.concatenate([jnp.asarray(breaks, dt), jnp.clip(u0 + grade, low, u_max)]))
+    lo, hi = br[:-1, None], br[1:, None]
+    u = 0.5 * (lo + hi) + 0.5 * (hi - lo) * jnp.asarray(_GL_X, dt)[None, :]
+    w = 0.5 * (hi - lo) * jnp.asarray(_GL_W, dt)[None, :]
+    return u, w * _cond_odd(u, beta, rho, q) * gaussian.norm_pdf(u)
+
+  def series():
+    # Fourier / Faddeeva T-part of H/2 (PAPER §5 item 5, §8 note 4).
+    k = np.arange(1, 2 * _SERIES_TERMS, 2, dtype=np.float64)
+    coef = jnp.asarray(8.0 / np.pi**2 * (-1.0) ** ((k - 1) / 2) / k**2, dt)
+    lam = jnp.asarray(k * np.pi * R / 2.0, dt)
+    s = jnp.where(beta >= 0, 1.0, -1.0)
+    z = (-s * lam * rho + 1j * jnp.abs(beta)) / _SQRT2
+    e_h = (jnp.exp(-0.5 * lam * lam * q * q - 0.5 * beta * beta - 1j * beta * lam * rho)
+           * _bracket(z) / _SQRT2)
+    t_half = jnp.sum(coef * jnp.imag(e_h)) + s * rho * l_t / 2.0
+    # The cut-off part (ψ - T)(Ru) lives on the tail u > A/R only (PAPER §8 note 2).
+    u, base = split_quadrature(all_br[all_br >= a_r - 1e-15], a_r)
+    cut_w = jnp.where(u > a_r, psi(R * u, m) - triangle(R * u), 0.0)
+    return t_half + jnp.sum(base * cut_w)
+
+  def direct():
+    # Split Gauss-Legendre quadrature on u >= 0 over kinks of ψ(Ru), T(Ru) and Ẽ. Used only
+    # where |F| is not small (ρ near ±1), so panels past u = _U_DIRECT (φ < 1e-31) are dropped.
+    br = all_br[all_br < _U_DIRECT]
+    u, base = split_quadrature(np.append(br, min(u_max, _U_DIRECT)), 0.0)
+    return jnp.sum(base * psi(R * u, m))
+
+  if branch == "series":
+    value = series()
+  elif branch == "direct":
+    value = direct()
+  else:
+    value = jnp.where((np.pi * R * q) ** 2 / 8.0 < _X_DIRECT, direct(), series())
+  return rho * l_full / 2.0 + value
 
 
 def _check_act(activation: str) -> None:
@@ -275,12 +299,12 @@ def _check_act(activation: str) -> None:
     raise ValueError(f"unknown activation {activation!r}; expected 'relu' or 'linear'")
 
 
-def _corr_sbq(s, b, rho, q, R: float, m: int, activation: str) -> jax.Array:
+def _corr_sbq(s, b, rho, q, R: float, m: int, activation: str, branch: str = "auto") -> jax.Array:
   """E[h(sV + b) ψ(RU)] with q = √(1-ρ²) passed explicitly (precise near |ρ| = 1)."""
   if activation == "linear":   # E[(sV + b) ψ(RU)] = s ρ E[U ψ(RU)]  (Stein; E ψ = 0 by oddness)
     return s * rho * _lin_parts(R, m)[1]
   beta = b / s
-  f = jnp.vectorize(lambda bb, rr, qq: _relu_corr_unit(bb, rr, qq, R, m))
+  f = jnp.vectorize(lambda bb, rr, qq: _relu_corr_unit(bb, rr, qq, R, m, branch))
   return s * f(beta, rho, q)
 
 
@@ -301,7 +325,7 @@ def _corr_jit(s, b, rho, q, R, m, activation):
 
 
 # Quadrature in τ = √(1-ρ), ρ in (0, 1): log-graded panels resolve the peak near ρ = 1.
-_TAU_EDGES = np.concatenate([[0.0], np.logspace(-8, 0, 41)])
+_TAU_EDGES = np.concatenate([[0.0], np.logspace(-8, 0, 25)])
 _TAU_GL_X, _TAU_GL_W = np.polynomial.legendre.leggauss(16)
 
 
@@ -316,9 +340,19 @@ def _mean_abs_jit(s, b, d, R, m, activation):
   # p_d(ρ) dρ with ρ = 1 - τ²: dρ = 2τ dτ (PAPER §4.2); the factor 2 below is for ρ < 0 (|F| even).
   log_beta = math.lgamma(0.5) + math.lgamma((d - 1) / 2.0) - math.lgamma(d / 2.0)
   dens = np.exp((d - 3) / 2.0 * np.log(one_m_r2) - log_beta) * 2.0 * tau
-  rho = jnp.asarray(1.0 - t, dt)
-  q = jnp.asarray(np.sqrt(one_m_r2), dt)
-  f = _corr_sbq(jnp.full_like(rho, s), jnp.full_like(rho, b), rho, q, R, m, activation)
+  # The nodes are static, so each is assigned to its branch here and only that one is built.
+  q_np = np.sqrt(one_m_r2)
+  direct = (np.pi * R * q_np) ** 2 / 8.0 < _X_DIRECT
+  order = np.concatenate([np.flatnonzero(direct), np.flatnonzero(~direct)])
+  t, dens, wt, q_np, direct = t[order], dens[order], wt[order], q_np[order], direct[order]
+  parts = []
+  for branch, sel in (("direct", direct), ("series", ~direct)):
+    if sel.any():
+      rho = jnp.asarray(1.0 - t[sel], dt)
+      q = jnp.asarray(q_np[sel], dt)
+      parts.append(_corr_sbq(jnp.full_like(rho, s), jnp.full_like(rho, b), rho, q, R, m,
+                             activation, branch))
+  f = jnp.concatenate(parts)
   if activation == "linear":
     norm = jnp.sqrt(s * s + b * b)
   else:

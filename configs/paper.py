@@ -7,7 +7,12 @@ import os
 
 import ml_collections as mlc
 
-EXPERIMENTS = ("linear_rf", "polynomial_sgd", "lazy_training", "integral_rep", "rf_concentration")
+EXPERIMENTS = (
+    # Section 3: the power of random features.
+    "integral_rep", "rf_concentration", "polynomial_sgd", "lazy_training",
+    # Section 4: their limits, and the contrast with gradient descent.
+    "linear_rf", "psi_correlation", "relu_neuron_rf", "neuron_gd",
+)
 
 
 def _load(name: str):

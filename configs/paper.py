@@ -26,4 +26,5 @@ def _load(name: str):
 def get_config(variant: str = "") -> mlc.ConfigDict:
   c = mlc.ConfigDict()
   c.runs = mlc.ConfigDict({name: _load(name).get_config(variant) for name in EXPERIMENTS})
+  c.order = EXPERIMENTS            # the order to run them in (the paper's)
   return c

@@ -27,7 +27,11 @@ from rfjax.validation import ConfigError
 def experiment_configs(config: mlc.ConfigDict) -> list[tuple[str, mlc.ConfigDict]]:
   """(name, config) pairs: one for a single-experiment config, several for `runs`."""
   if "runs" in config:
-    return [(name, config.runs[name]) for name in config.runs]
+    order = list(config.get("order", ())) or list(config.runs)   # ConfigDict keys are sorted
+    missing = [n for n in order if n not in config.runs]
+    if missing:
+      raise ConfigError("config.order", f"names runs that do not exist: {', '.join(missing)}")
+    return [(name, config.runs[name]) for name in order]
   return [(config.experiment, config)]
 
 

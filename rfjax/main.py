@@ -96,6 +96,8 @@ def main(argv: Sequence[str]) -> None:
                jax.process_count(), jax.device_count(), jax.default_backend())
   logging.info("config:\n%s", config)
   summaries = runner.run_all(config, _WORKDIR.value)
+  if jax.process_index() != 0:
+    return
   for name, summary in summaries.items():
     verdict = "holds" if summary["holds"] else "DOES NOT HOLD"
     print(f"{name}: {verdict} — {summary['measured']}")

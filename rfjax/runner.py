@@ -16,6 +16,7 @@ from typing import Any
 
 import jax
 import ml_collections as mlc
+import numpy as np
 from absl import logging
 
 from rfjax import experiments
@@ -87,12 +88,15 @@ def run_experiment(config: mlc.ConfigDict, workdir: str) -> dict:
   exp = experiments.get(name)
   outdir = os.path.join(workdir, name)
   path = os.path.join(outdir, "results.jsonl")
-  os.makedirs(outdir, exist_ok=True)
-  results.write_atomic(os.path.join(outdir, "config.json"), _config_text(config))
-  rows = results.load_rows(path)
-  done = results.completed_cells(rows)
-  root = jax.random.key(config.seed)
+  is_writer = jax.process_index() == 0       # every process computes, process 0 writes
+  rows: list[dict] = []
+  if is_writer:
+    os.makedirs(outdir, exist_ok=True)
+    results.write_atomic(os.path.join(outdir, "config.json"), _config_text(config))
+    rows = results.load_rows(path)
   grid = exp.cells(config)
+  done = _agree_on_done(grid, name, results.completed_cells(rows))
+  root = jax.random.key(config.seed)
   t_start = time.time()
   for i, cell in enumerate(grid):
     key = results.cell_key(name, cell)
@@ -100,11 +104,14 @@ def run_experiment(config: mlc.ConfigDict, workdir: str) -> dict:
       continue
     t0 = time.time()
     cell_rows = exp.run_cell(config, cell, experiments.cell_prng_key(root, name, cell))
-    for row in cell_rows:
-      row["key"] = key + (f"/seed={row['seed']}" if "seed" in row else "")
-    rows.extend(results.append_cell(path, key, cell_rows))
+    for row, row_key in zip(cell_rows, row_keys(key, cell, cell_rows)):
+      row["key"] = row_key
+    if is_writer:
+      rows.extend(results.append_cell(path, key, cell_rows))
     logging.info("%s: cell %d/%d %s done in %.1fs", name, i + 1, len(grid), key,
                  time.time() - t0)
+  if not is_writer:       # the other processes took part in every cell's computation
+    return dict(experiment=name, holds=None, measured="written by process 0")
   order = {results.cell_key(name, c): i for i, c in enumerate(grid)}
   rows = sorted((r for r in rows if r["cell"] in order), key=lambda r: order[r["cell"]])
   summary = dict(experiment=name, **exp.summarize(config, rows))
@@ -113,6 +120,29 @@ def run_experiment(config: mlc.ConfigDict, workdir: str) -> dict:
                        json.dumps(results.to_json(summary), indent=1, sort_keys=True))
   plots.save(name, config, rows, summary, os.path.join(outdir, f"{name}.png"))
   return summary
+
+
+# Fields that tell a cell's rows apart, in the order they appear in a row key.
+ROW_ID_FIELDS = ("regime", "target", "mode", "feature", "sigma", "kink", "r", "B", "seed", "step")
+
+
+def row_keys(cell_key: str, cell: dict, rows: Sequence[dict]) -> list[str]:
+  """Unique, stable keys for one cell's rows: the cell plus the fields that vary in it."""
+  keys = [cell_key + "".join(f"/{f}={results.to_json(row[f])}" for f in ROW_ID_FIELDS
+                             if f in row and f not in cell) for row in rows]
+  if len(set(keys)) < len(keys):               # fall back to the row's position in the cell
+    keys = [f"{k}/row={i}" for i, k in enumerate(keys)]
+  return keys
+
+
+def _agree_on_done(grid: Sequence[dict], name: str, done: set[str]) -> set[str]:
+  """The finished cells as process 0 sees them, so every process skips the same cells."""
+  if jax.process_count() == 1:
+    return done
+  from jax.experimental import multihost_utils
+  mask = np.array([results.cell_key(name, c) in done for c in grid], np.int32)
+  mask = np.asarray(multihost_utils.broadcast_one_to_all(mask))
+  return {results.cell_key(name, c) for c, m in zip(grid, mask) if m}
 
 
 def write_report(workdir: str, names: Sequence[str] | None = None) -> str:
@@ -141,10 +171,12 @@ def write_report(workdir: str, names: Sequence[str] | None = None) -> str:
 def run_all(config: mlc.ConfigDict, workdir: str) -> dict[str, Any]:
   """Checks, then runs every experiment of `config`, then writes the report."""
   pairs = check(config, workdir)
-  os.makedirs(workdir, exist_ok=True)
+  if jax.process_index() == 0:
+    os.makedirs(workdir, exist_ok=True)
   summaries = {}
   for name, sub in pairs:
     logging.info("running %s", sub.experiment)
     summaries[sub.experiment] = run_experiment(sub, workdir)
-  write_report(workdir)
+  if jax.process_index() == 0:
+    write_report(workdir)
   return summaries

@@ -74,4 +74,7 @@ def over_seeds(fn: Callable[..., Any], keys: jax.Array, *args: Any, jit: bool = 
       out = run(keys, *args)
   else:
     out = run(keys, *args)
+  if jax.process_count() > 1:                  # multi-host: gather every host's shard
+    from jax.experimental import multihost_utils
+    out = multihost_utils.process_allgather(out, tiled=True)
   return jax.tree.map(lambda a: np.asarray(a)[:num], out)

@@ -76,3 +76,30 @@ def test_run_is_reproducible_resumes_and_refuses_mixed_configs(tmp_path):
   res = _rfjax(SMOKE, "--config.num_seeds=32", f"--workdir={a}")
   assert res.returncode == 2 and "workdir" in res.stderr
   assert (a / "linear_rf" / "results.jsonl").read_text() == rows_a
+
+
+def test_sigkill_at_a_random_point_then_rerun_loses_and_repeats_nothing(tmp_path):
+  import random
+  import signal
+  import time
+
+  ref, killed = tmp_path / "ref", tmp_path / "killed"
+  assert _rfjax(SMOKE, f"--workdir={ref}").returncode == 0
+  env = dict(os.environ, JAX_PLATFORMS="cpu")
+  proc = subprocess.Popen([sys.executable, "-m", "rfjax.main", SMOKE, f"--workdir={killed}"],
+                          cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL)
+  rows_file = killed / "linear_rf" / "results.jsonl"
+  # Wait until some cells are written, then kill at a random moment of the rest.
+  deadline = time.time() + 120
+  while not (rows_file.exists() and rows_file.stat().st_size > 0) and time.time() < deadline:
+    time.sleep(0.05)
+  time.sleep(random.Random(0).uniform(0.0, 2.0))
+  proc.send_signal(signal.SIGKILL)
+  proc.wait()
+  assert _rfjax(SMOKE, f"--workdir={killed}").returncode == 0
+  want = (ref / "linear_rf" / "results.jsonl").read_text().splitlines()
+  got = rows_file.read_text().splitlines()
+  keys = [json.loads(line)["key"] for line in got]
+  assert len(keys) == len(set(keys))
+  assert sorted(got) == sorted(want)

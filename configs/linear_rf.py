@@ -15,7 +15,7 @@ def get_config(variant: str = "") -> mlc.ConfigDict:
   c.ratios = (0.125, 0.25, 0.5, 0.75)  # r / d
   c.num_seeds = 256
   c.threshold = 0.25                   # P(error < threshold) at r = d / 2
-  c.tail_ds = (4, 8, 12, 16, 24, 32, 48)
+  c.tail_ds = (4, 8, 16, 24, 32, 48)
   c.tail_seeds = 8192
   if variant == "smoke":
     c.ds, c.ratios, c.num_seeds = (8, 16), (0.25, 0.5), 64

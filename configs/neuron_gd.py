@@ -13,7 +13,7 @@ def get_config(variant: str = "") -> mlc.ConfigDict:
   c.num_seeds = 16
   c.kinds = ("psi_neuron", "rescaled_neuron")
   c.kinks = (-1.0, 0.0, 1.0)        # kink c_j ≈ kink·‖w*‖: in the bulk of the data
-  c.steps = 1000
+  c.steps = 600
   c.batch = 256
   c.lr = 0.5
   c.init_scale = 0.01               # w_0 ~ N(0, init_scale² I/d), b_0 = 1

@@ -9,7 +9,7 @@ def get_config(variant: str = "") -> mlc.ConfigDict:
   c = mlc.ConfigDict()
   c.experiment = "relu_neuron_rf"
   c.seed = 0
-  c.ds = (2, 3, 4, 6, 8, 10, 12)
+  c.ds = (2, 3, 4, 6, 8, 12)
   c.rs = (64, 256, 1024)
   c.big_r = 4096                 # ... and this r at the d where ψ can still be reached
   c.big_r_ds = (2, 3, 4)
@@ -17,13 +17,13 @@ def get_config(variant: str = "") -> mlc.ConfigDict:
   c.targets = ("psi", "neuron")
   c.neuron_kink = 1.0            # the rescaled neuron's kink c_j ≈ neuron_kink·‖w*‖
   c.num_seeds = 1
-  c.num_B = 13
+  c.num_B = 10
   c.rB_range = (1.0, 1e6)        # r·B grid (times a = 4m+2 for the rescaled neuron)
-  c.num_iters = 200              # box-fit iterations per B
+  c.num_iters = 100              # box-fit iterations per B (warm-started along B)
   c.mc_ratio = 16                # Monte Carlo samples per feature (sample-mode families)
   c.mc_chunk = 4096
-  c.sample_max_d = 6             # sample-mode families only up to this d ...
-  c.sample_max_r = 1024          # ... and this r
+  c.sample_max_d = 3             # sample-mode families only up to this d ...
+  c.sample_max_r = 256           # ... and this r
   if variant == "smoke":
     c.ds, c.rs, c.features = (2, 3), (32,), ("relu_biased", "deep_net")
     c.big_r, c.big_r_ds = 128, (2,)

@@ -18,8 +18,8 @@ def get_config(variant: str = "") -> mlc.ConfigDict:
   c.tail_ds = (4, 8, 16, 24, 32, 48)
   c.tail_seeds = 8192
   if variant == "smoke":
-    c.ds, c.ratios, c.num_seeds = (8, 16), (0.25, 0.5), 64
-    c.tail_ds, c.tail_seeds = (4, 8), 256
+    c.ds, c.ratios, c.num_seeds = (8,), (0.25, 0.5), 64
+    c.tail_ds, c.tail_seeds = (4,), 256
   elif variant:
     raise ValueError(f"unknown variant {variant!r}; known: smoke")
   return c

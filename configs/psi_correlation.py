@@ -19,7 +19,7 @@ def get_config(variant: str = "") -> mlc.ConfigDict:
   c.mc_n = 2**18
   c.mc_chunk = 2**13
   if variant == "smoke":
-    c.ds, c.exact_features, c.mc_ds = (2, 3, 6), ("relu_biased", "linear_sphere"), (2,)
+    c.ds, c.exact_features, c.mc_ds = (2, 5), ("relu_biased", "linear_sphere"), (2,)
     c.mc_features, c.num_seeds, c.num_features, c.num_w_star = ("deep_net",), 2, 4, 8
     c.mc_n, c.mc_chunk = 2**12, 2**10
   elif variant:

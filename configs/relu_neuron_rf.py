@@ -25,8 +25,8 @@ def get_config(variant: str = "") -> mlc.ConfigDict:
   c.sample_max_d = 3             # sample-mode families only up to this d ...
   c.sample_max_r = 256           # ... and this r
   if variant == "smoke":
-    c.ds, c.rs, c.features = (2, 3), (32,), ("relu_biased", "deep_net")
-    c.big_r, c.big_r_ds = 128, (2,)
+    c.ds, c.rs, c.features = (2, 3), (128,), ("relu_biased", "deep_net")
+    c.big_r, c.big_r_ds = 128, ()
     c.num_B, c.num_iters, c.mc_ratio, c.mc_chunk = 7, 50, 8, 512
   elif variant:
     raise ValueError(f"unknown variant {variant!r}; known: smoke")

@@ -154,22 +154,46 @@ def least_squares(m: Moments, rcond: float | None = None) -> tuple[jax.Array, ja
   return u, best_bias(m, u)
 
 
-def lipschitz(G_rr: jax.Array, num_iters: int = 64, safety: float = 1.02) -> jax.Array:
-  """Upper estimate of lambda_max of a PSD G [r, r]: power iteration, times `safety`."""
-  v = jnp.ones(G_rr.shape[0], G_rr.dtype) / jnp.sqrt(G_rr.shape[0])
+def _top_eigenvalue(matvec: Callable[[jax.Array], jax.Array], diag_r: jax.Array,
+                    num_iters: int, safety: float) -> jax.Array:
+  """Upper estimate of lambda_max of a PSD operator [r, r] given by `matvec` and its diagonal."""
+  r, dtype = diag_r.shape[0], diag_r.dtype
 
   def step(v, _):
-    w = jnp.matmul(G_rr, v, precision=_HI)
+    w = matvec(v)
     return w / jnp.maximum(jnp.linalg.norm(w), jnp.finfo(w.dtype).tiny), None
 
   # A deterministic start vector with a small non-constant part, so it is not orthogonal
   # to the top eigenvector of a centred Gram (whose constant vector may be near its null space).
-  v = v + 1e-2 * jnp.sin(jnp.arange(G_rr.shape[0], dtype=G_rr.dtype) + 1.0)
+  v = jnp.ones(r, dtype) / jnp.sqrt(r) + 1e-2 * jnp.sin(jnp.arange(r, dtype=dtype) + 1.0)
   v, _ = jax.lax.scan(step, v / jnp.linalg.norm(v), None, length=num_iters)
-  lam = jnp.dot(v, jnp.matmul(G_rr, v, precision=_HI))
   # The Rayleigh quotient is a lower bound; so is max G_ii. Never zero.
-  lam = jnp.maximum(lam, jnp.max(jnp.diag(G_rr)))
-  return safety * jnp.maximum(lam, jnp.finfo(G_rr.dtype).tiny)
+  lam = jnp.maximum(jnp.dot(v, matvec(v)), jnp.max(diag_r))
+  return safety * jnp.maximum(lam, jnp.finfo(dtype).tiny)
+
+
+def lipschitz(G_rr: jax.Array, num_iters: int = 64, safety: float = 1.02) -> jax.Array:
+  """Upper estimate of lambda_max of a PSD G [r, r]: power iteration, times `safety`."""
+  return _top_eigenvalue(lambda v: jnp.matmul(G_rr, v, precision=_HI), jnp.diag(G_rr),
+                         num_iters, safety)
+
+
+def _fista(grad: Callable[[jax.Array], jax.Array], project: Callable[[jax.Array], jax.Array],
+           step: jax.Array, v0: jax.Array, num_iters: int) -> jax.Array:
+  """Accelerated projected gradient (FISTA) with gradient restart, from a feasible v0."""
+
+  def body(carry, _):
+    v, z, t = carry
+    v_new = project(z - step * grad(z))
+    t_new = 0.5 * (1 + jnp.sqrt(1 + 4 * t * t))
+    # Gradient restart (O'Donoghue & Candes 2015): drop momentum when it points uphill.
+    restart = jnp.dot(z - v_new, v_new - v) > 0
+    t_new = jnp.where(restart, 1.0, t_new).astype(t.dtype)
+    beta = jnp.where(restart, 0.0, (t - 1) / t_new)
+    return (v_new, v_new + beta * (v_new - v), t_new), None
+
+  (v, _, _), _ = jax.lax.scan(body, (v0, v0, jnp.ones((), v0.dtype)), None, length=num_iters)
+  return v
 
 
 @functools.partial(jax.jit, static_argnames=("num_iters", "power_iters", "precondition"))
@@ -208,23 +232,12 @@ def box_fit(m: Moments, B_grid: jax.typing.ArrayLike, *, num_iters: int = 300,
     hi_r = B / scale_r
     project = lambda v: optax.projections.projection_box(v, -hi_r, hi_r)
 
-    def fista(carry, _):
-      v, z, t = carry
-      v_new = project(z - step * grad(z))
-      t_new = 0.5 * (1 + jnp.sqrt(1 + 4 * t * t))
-      # Gradient restart (O'Donoghue & Candes 2015): drop momentum when it points uphill.
-      restart = jnp.dot(z - v_new, v_new - v) > 0
-      t_new = jnp.where(restart, 1.0, t_new).astype(t.dtype)
-      beta = jnp.where(restart, 0.0, (t - 1) / t_new)
-      return (v_new, v_new + beta * (v_new - v), t_new), None
-
     v0 = project(v_start)
     if u_hint_r is not None:
       v_hint = project(jnp.asarray(u_hint_r, bs.dtype) / scale_r)
       f = lambda v: jnp.dot(v, 0.5 * jnp.matmul(Gs, v, precision=_HI) - bs)
       v0 = jnp.where(f(v_hint) < f(v0), v_hint, v0)
-    (v, _, _), _ = jax.lax.scan(fista, (v0, v0, jnp.ones((), v0.dtype)), None,
-                                length=num_iters)
+    v = _fista(grad, project, step, v0, num_iters)
     g = grad(v)
     kkt = L * jnp.linalg.norm(v - project(v - step * g))
     # Frank-Wolfe gap of the error 2 (v.Gs v/2 - bs.v): a certified bound on its excess
@@ -281,14 +294,8 @@ def hinge_ball_fit(phi_nr: jax.Array, y_n: jax.Array, radii_B: jax.typing.ArrayL
   n = phi_nr.shape[0]
   mm = lambda a, b: jnp.matmul(a, b, precision=_HI)
 
-  def power(v, _):
-    w = mm(phi_nr.T, mm(phi_nr, v))
-    return w / jnp.maximum(jnp.linalg.norm(w), jnp.finfo(w.dtype).tiny), None
-
-  v = jnp.ones(phi_nr.shape[1], phi_nr.dtype)
-  v = v + 1e-2 * jnp.sin(jnp.arange(phi_nr.shape[1], dtype=phi_nr.dtype) + 1.0)
-  v, _ = jax.lax.scan(power, v / jnp.linalg.norm(v), None, length=power_iters)
-  lam = 1.02 * jnp.maximum(jnp.sum(mm(phi_nr, v) ** 2), jnp.max(jnp.sum(phi_nr ** 2, 0)))
+  lam = _top_eigenvalue(lambda v: mm(phi_nr.T, mm(phi_nr, v)), jnp.sum(phi_nr**2, 0),
+                        power_iters, 1.02)
   step = mu * n / lam
 
   def objective(u):
@@ -299,18 +306,7 @@ def hinge_ball_fit(phi_nr: jax.Array, y_n: jax.Array, radii_B: jax.typing.ArrayL
   def solve_one(u_start, radius):
     project = lambda u: optax.projections.projection_l2_ball(u, radius)
 
-    def fista(carry, _):
-      u, z, t = carry
-      u_new = project(z - step * grad(z))
-      t_new = 0.5 * (1 + jnp.sqrt(1 + 4 * t * t))
-      restart = jnp.dot(z - u_new, u_new - u) > 0
-      t_new = jnp.where(restart, 1.0, t_new).astype(t.dtype)
-      beta = jnp.where(restart, 0.0, (t - 1) / t_new)
-      return (u_new, u_new + beta * (u_new - u), t_new), None
-
-    u0 = project(u_start)
-    (u, _, _), _ = jax.lax.scan(fista, (u0, u0, jnp.ones((), u0.dtype)), None,
-                                length=num_iters)
+    u = _fista(grad, project, step, project(u_start), num_iters)
     hinge = jnp.mean(jnp.maximum(0.0, 1 - y_n * mm(phi_nr, u)))
     return u, (u, hinge, objective(u))
 

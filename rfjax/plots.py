@@ -73,8 +73,9 @@ def linear_rf(config: mlc.ConfigDict, rows: list[dict], summary: dict[str, Any])
     ax2.semilogy(dd, stats.beta.cdf(config.threshold, dd / 4, dd / 4), "k-", lw=1,
                  label="Beta law (exact)")
     hit = frac > 0
-    ax2.semilogy(d[hit], frac[hit], "o", color="C3",
-                 label=f"measured ({config.tail_seeds} draws)")
+    err = np.sqrt(frac * (1 - frac) / config.tail_seeds)
+    ax2.errorbar(d[hit], frac[hit], yerr=2 * err[hit], fmt="o", color="C3", capsize=2,
+                 label=f"measured ± 2 s.e. ({config.tail_seeds} draws)")
     if (~hit).any():
       ax2.semilogy(d[~hit], np.full((~hit).sum(), floor), "v", mfc="none", color="C3",
                    label="none below (plotted at 1/(2·draws))")

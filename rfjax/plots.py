@@ -159,8 +159,10 @@ def psi_correlation(config: mlc.ConfigDict, rows: list[dict],
     ds = [int(d) for d in curve]
     vals = [v["mean_abs_corr"] for v in curve.values()]
     se = [v["stderr"] for v in curve.values()]
-    ax1.errorbar(ds, vals, yerr=se, fmt="s", mfc="none", color=f"C{j + 4}", ms=5,
-                 label=f"{f}: Monte Carlo (n = {config.mc_n:.0e})")
+    # On a log axis a bar below zero has no end: clip the lower bar just above zero.
+    lower = np.minimum(se, 0.9 * np.asarray(vals))
+    ax1.errorbar(ds, vals, yerr=[lower, se], fmt="s", mfc="none", color=f"C{j + 4}", ms=5,
+                 label=f"{f}: Monte Carlo (n = {config.mc_n:.0e}, ± 1 s.e.)")
   ax1.set(xlabel="d  (‖w*‖ = d)", ylabel="E_{w*} |<f, ψ_{w*}>| / ‖f‖",
           title="Correlation with ψ falls exponentially in d")
   ax1.legend(fontsize=7, ncol=2)

@@ -230,11 +230,21 @@ def psi_norm_sq(R: float, m: int) -> float:
 # Correlation of ψ(RU) with [V + β]_+.
 
 def _cond_odd(u: jax.Array, beta: jax.Array, rho: jax.Array, q: jax.Array) -> jax.Array:
-  """Ẽ(u) = E[[V+β]_+|U=u] - E[[V+β]_+|U=-u] - ρu (PAPER §5 item 4)."""
+  """Ẽ(u) = E[[V+β]_+|U=u] - E[[V+β]_+|U=-u] - ρu (PAPER §5 item 4).
+
+  Written as q[H((β+ρu)/q) - H((β-ρu)/q)] with the even H(t) = G(t) - t/2 = φ(|t|) +
+  |t| erf(|t|/√2)/2, so that Ẽ is exactly 0 for β = 0 (bias-free ReLUs carry only the
+  linear part ρu, split off analytically) and free of the cancellation G(t) - G(-t) - t.
+  """
   qs = jnp.where(q > 0, q, 1.0)
-  smooth = qs * (gaussian.g_fn((beta + rho * u) / qs) - gaussian.g_fn((beta - rho * u) / qs))
-  sharp = jnp.maximum(beta + rho * u, 0.0) - jnp.maximum(beta - rho * u, 0.0)
-  return jnp.where(q > 0, smooth, sharp) - rho * u
+
+  def h_even(t):
+    a = jnp.abs(t)
+    return gaussian.norm_pdf(a) + 0.5 * a * jax.scipy.special.erf(a / _SQRT2)
+
+  smooth = qs * (h_even((beta + rho * u) / qs) - h_even((beta - rho * u) / qs))
+  sharp = 0.5 * (jnp.abs(beta + rho * u) - jnp.abs(beta - rho * u))
+  return jnp.where(q > 0, smooth, sharp)
 
 
 def _relu_corr_unit(beta: jax.Array, rho: jax.Array, q: jax.Array, R: float, m: int,

@@ -216,3 +216,16 @@ def test_jit_vmap():
   f = jax.jit(jax.vmap(lambda b, r: psi.ridge_correlation(1.0, b, r, p.R, p.m)))
   out = f(jnp.linspace(-1, 1, 7), jnp.linspace(-1, 1, 7))
   assert out.dtype == jnp.float64 and bool(jnp.all(jnp.isfinite(out)))
+
+
+def test_bias_free_relu_is_half_the_linear_feature_at_every_d():
+  """[V]_+ = V/2 + |V|/2 and |V| is even, so E[[sV]_+ ψ] = E[sV ψ]/2 exactly (‖f‖² = s²/2):
+  no round-off floor may survive where the true correlation is 1e-89."""
+  for d in (3, 12, 20):
+    p = psi.psi_params(d)
+    relu = float(psi.mean_abs_correlation(1.0, 0.0, d, p.R, p.m, "relu"))
+    lin = float(psi.mean_abs_correlation(1.0, 0.0, d, p.R, p.m, "linear"))
+    np.testing.assert_allclose(relu, lin / np.sqrt(2.0), rtol=1e-6)
+    for rho in (0.5, 0.999, 0.99999):
+      np.testing.assert_allclose(float(psi.ridge_correlation(1.0, 0.0, rho, p.R, p.m)),
+                                 rho * psi.linear_correlation(p.R, p.m) / 2, rtol=1e-9)

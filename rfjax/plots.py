@@ -30,6 +30,7 @@ def save(name: str, config: mlc.ConfigDict, rows: list[dict], summary: dict[str,
   os.close(fd)
   try:
     fig.savefig(tmp, dpi=110)
+    os.chmod(tmp, 0o644)                      # mkstemp makes 0600 files
     os.replace(tmp, path)
   finally:
     plt.close(fig)

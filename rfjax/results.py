@@ -54,6 +54,7 @@ def write_atomic(path: str, data: str | bytes) -> None:
       f.write(data)
       f.flush()
       os.fsync(f.fileno())
+    os.chmod(tmp, 0o644)                      # mkstemp makes 0600 files
     os.replace(tmp, path)
   except BaseException:
     if os.path.exists(tmp):

@@ -26,7 +26,8 @@ def get_config(variant: str = "") -> mlc.ConfigDict:
   c.neuron_steps = 2000
   c.neuron_log_every = 250
   c.neuron_batch = 16
-  c.neuron_lr_times_r = 0.5
+  c.neuron_lr_times_r = 0.5        # c: η_U = c/r; η_W = c·r (mean_field) or c/r (lazy)
+  c.neuron_w_lr_scaling = "mean_field"   # first layer: "mean_field" (learns) or "lazy"
   c.neuron_tolerance = 0.02        # "learned": relative test error ≤ this (1/50, PAPER §4.3)
   if variant == "smoke":
     c.widths, c.num_seeds, c.steps, c.n_test, c.n_probe = (16, 64), 2, 100, 128, 64

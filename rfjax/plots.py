@@ -388,14 +388,19 @@ def lazy_training(config: mlc.ConfigDict, rows: list[dict],
   ax2.legend(fontsize=7)
   neuron = summary["neuron"]
   rs = [n["r"] for n in neuron]
+  c_lr = config.neuron_lr_times_r
+  mean_field = config.get("neuron_w_lr_scaling", "lazy") == "mean_field"
+  w_lr = f"η_W = {c_lr:g}·r" if mean_field else f"η_W = {c_lr:g}/r"
+  lr_text = dict(full=f"{w_lr}, η_U = {c_lr:g}/r", linearized=f"{w_lr}, η_U = {c_lr:g}/r",
+                 random_features=f"W frozen, η_U = {c_lr:g}/r")
   for regime, (color, style) in _REGIME_STYLE.items():
-    ax3.plot(rs, [n[f"{regime}_relative_error"] for n in neuron], style, color=color,
-             label=regime)
+    ax3.plot(rs, [max(n[f"{regime}_relative_error"], 1e-12) for n in neuron], style,
+             color=color, label=f"{regime}: {lr_text[regime]}")
   ax3.axhline(config.neuron_tolerance, color="k", lw=1, ls=":",
               label=f"learned: ≤ {config.neuron_tolerance}")
   ax3.set(xscale="log", yscale="log", xlabel="width r", ylabel="relative test error",
-          title=f"hard neuron, ‖w*‖ = d = {config.neuron_d}, x ~ N(0, I), "
-                f"T = {config.neuron_steps}")
+          title=f"hard neuron, ‖w*‖ = d = {config.neuron_d}, T = {config.neuron_steps}, "
+                f"{'mean-field' if mean_field else 'lazy'} steps")
   ax3.legend(fontsize=7)
   _title(fig, summary)
   return fig

@@ -64,8 +64,12 @@ LOSS_FNS = dict(hinge=hinge, squared=squared)
 
 
 def make_trainer(net: networks.TwoLayer, regime: str, lr: float,
-                 loss: str = "hinge") -> Trainer:
-  """SGD with step size lr on `loss` in `regime` (see module docstring)."""
+                 loss: str = "hinge", lr_w: float | None = None) -> Trainer:
+  """SGD with step size lr on `loss` in `regime` (see module docstring).
+
+  lr_w, if given, is a separate step size for the first layer W (U keeps lr); e.g. the
+  mean-field scaling η_W = c·r, η_U = c/r. Ignored by `random_features` (W frozen).
+  """
   if regime not in REGIMES:
     raise ValueError(f"unknown regime {regime!r}; known: {REGIMES}")
   if loss not in LOSS_FNS:
@@ -84,6 +88,9 @@ def make_trainer(net: networks.TwoLayer, regime: str, lr: float,
     labels = {"params": {"w": "frozen", "u": "sgd"}}
     opt = optax.multi_transform({"sgd": optax.sgd(lr), "frozen": optax.set_to_zero()},
                                 labels)
+  elif lr_w is not None:
+    labels = {"params": {"w": "w", "u": "u"}}
+    opt = optax.multi_transform({"w": optax.sgd(lr_w), "u": optax.sgd(lr)}, labels)
   else:
     opt = optax.sgd(lr)
 

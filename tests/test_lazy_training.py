@@ -26,6 +26,14 @@ def test_smoke_run():
   s = lazy_training.summarize(config, rows)
   assert {"claim", "prediction", "measured", "holds"} <= set(s)
   assert np.isfinite(s["lazy"]["relu"]["w_move_exponent"])
+  # the neuron part: mean-field steps by default, recorded per row and in the summary
+  r = config.neuron_widths[0]
+  neuron = [x for x in rows if x["part"] == "neuron"]
+  assert all(x["lr_u"] == config.neuron_lr_times_r / r for x in neuron)
+  assert all(x["lr_w"] == (0.0 if x["regime"] == "random_features"
+                           else config.neuron_lr_times_r * r) for x in neuron)
+  assert s["neuron"][0]["step_sizes"]["full"]["lr_w"] == config.neuron_lr_times_r * r
+  assert "mean-field" in s["neuron_setup"]["step_sizes"]
 
 
 @pytest.mark.parametrize("field,value", [("widths", (64,)), ("activations", ("sincos",)),
@@ -35,3 +43,71 @@ def test_validation(field, value):
   config[field] = value
   with pytest.raises(validation.ConfigError):
     lazy_training.validate(config)
+
+
+def test_validation_rejects_unknown_w_lr_scaling():
+  config = cfg.get_config("smoke")
+  config.neuron_w_lr_scaling = "ntk"
+  with pytest.raises(validation.ConfigError):
+    lazy_training.validate(config)
+
+
+def test_neuron_step_sizes_by_hand():
+  # mean field: η_U = c/r, η_W = c·r; lazy: both c/r.
+  assert lazy_training.neuron_step_sizes("mean_field", 0.5, 64) == dict(lr_w=32.0,
+                                                                       lr_u=0.5 / 64)
+  assert lazy_training.neuron_step_sizes("lazy", 0.5, 64) == dict(lr_w=0.5 / 64,
+                                                                 lr_u=0.5 / 64)
+  with pytest.raises(ValueError):
+    lazy_training.neuron_step_sizes("ntk", 0.5, 64)
+
+
+def _squared_step(scaling, w, u, x, y, c=0.5, regime="full"):
+  import jax.numpy as jnp
+  from rfjax import networks, training
+  r, d = w.shape
+  net = networks.make(r, "relu", dtype=jnp.float64)
+  p = {"params": {"w": jnp.asarray(w), "u": jnp.asarray(u)}}
+  lrs = lazy_training.neuron_step_sizes(scaling, c, r)
+  tr = training.make_trainer(net, regime, lr=lrs["lr_u"], lr_w=lrs["lr_w"], loss="squared")
+  state = tr.step(tr.init(p), (jnp.asarray(x), jnp.asarray(y)))
+  return np.asarray(state.params["params"]["w"]), np.asarray(state.params["params"]["u"])
+
+
+@pytest.mark.parametrize("scaling", ["mean_field", "lazy"])
+def test_neuron_step_matches_hand_computation(scaling):
+  """One squared-loss step on a 3-neuron ReLU net against numpy, with (η_W, η_U) by hand."""
+  rng = np.random.default_rng(0)
+  r, d, c = 3, 3, 0.5
+  w, u = rng.normal(size=(r, d)), rng.normal(size=r) / r
+  x, y = rng.normal(size=(2, d)), rng.normal(size=2)
+  eta_w, eta_u = (c * r, c / r) if scaling == "mean_field" else (c / r, c / r)
+  z = x @ w.T                                       # [n, r]
+  res = np.maximum(z, 0) @ u - y                    # N − y, [n]
+  g_u = (res[:, None] * np.maximum(z, 0)).mean(0)
+  g_w = ((res[:, None] * u[None, :] * (z > 0))[:, :, None] * x[:, None, :]).mean(0)
+  w_new, u_new = _squared_step(scaling, w, u, x, y, c)
+  np.testing.assert_allclose(w_new, w - eta_w * g_w, rtol=1e-12, atol=1e-14)
+  np.testing.assert_allclose(u_new, u - eta_u * g_u, rtol=1e-12, atol=1e-14)
+  # random features: W bit-identical, U the same step.
+  w_rf, u_rf = _squared_step(scaling, w, u, x, y, c, regime="random_features")
+  np.testing.assert_array_equal(w_rf, w)
+  np.testing.assert_allclose(u_rf, u - eta_u * g_u, rtol=1e-12, atol=1e-14)
+
+
+def test_mean_field_step_is_width_independent():
+  """Duplicating every neuron k times (U/k) gives the same function; the mean-field step
+  keeps the copies exact duplicates of the narrow net's step (each w_i moves the same at
+  width r and k·r), while the lazy step moves W k² times less at width k·r."""
+  rng = np.random.default_rng(1)
+  r, d, k = 3, 4, 4
+  w, u = rng.normal(size=(r, d)), rng.normal(size=r) / r
+  x, y = rng.normal(size=(5, d)), rng.normal(size=5)
+  wk, uk = np.repeat(w, k, axis=0), np.repeat(u, k) / k
+  w1, u1 = _squared_step("mean_field", w, u, x, y)
+  wk1, uk1 = _squared_step("mean_field", wk, uk, x, y)
+  np.testing.assert_allclose(wk1, np.repeat(w1, k, axis=0), rtol=1e-12, atol=1e-13)
+  np.testing.assert_allclose(uk1, np.repeat(u1, k) / k, rtol=1e-12, atol=1e-13)
+  w1, _ = _squared_step("lazy", w, u, x, y)
+  wk1, _ = _squared_step("lazy", wk, uk, x, y)
+  np.testing.assert_allclose(wk1 - wk, np.repeat(w1 - w, k, axis=0) / k ** 2, rtol=1e-10)

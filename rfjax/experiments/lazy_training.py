@@ -11,8 +11,16 @@ w_i by ~r^{-2}, below float32 resolution of ‖w_i‖ ~ 1 (W would not move at a
 Part "neuron": the hard neuron of PAPER §4.3 (rfjax.experiments.neuron_gd.target_specs):
 y = [<w*, x> − c]_+ with ‖w*‖ = R = d and the ψ offset c nearest kink·R, divided by R
 (relative errors are scale-free), x ~ N(0, I_d). The net gets a bias through a constant
-input coordinate, x̃ = (x, 1). Squared loss, batch `neuron_batch`, the same η·r for all
-regimes; metric: relative test error E(N − y)²/E y².
+input coordinate, x̃ = (x, 1). Squared loss, batch `neuron_batch`; metric: relative test
+error E(N − y)²/E y². Step sizes (`neuron_step_sizes`, c = neuron_lr_times_r):
+- "mean_field" (default): write u_i = a_i/r, N = (1/r) Σ a_i σ(<w_i, x̃>), and take the
+  mean-field SGD step θ_i ← θ_i − c·r·∇_{θ_i} L for every neuron θ_i = (w_i, a_i): each
+  neuron moves by a width-independent amount (μP for two layers). On (W, U) that is
+  η_U = c/r (as in the lazy scaling) and η_W = c·r, so w_i moves by η_W·|u_i| = O(c): the
+  first layer learns features at every width.
+- "lazy": η_W = η_U = c/r, the theory's scaling of the first part (W barely moves).
+All three regimes get the same (η_W, η_U) — the model is the only difference (random
+features ignores η_W: W is frozen). The lazy part always uses the lazy scaling.
 """
 from __future__ import annotations
 
@@ -38,6 +46,16 @@ from rfjax.experiments import polynomial_sgd
 
 NAME = "lazy_training"
 F64 = jnp.float64
+W_LR_SCALINGS = ("mean_field", "lazy")
+
+
+def neuron_step_sizes(scaling: str, lr_times_r: float, r: int) -> dict[str, float]:
+  """SGD step sizes {"lr_w": η_W, "lr_u": η_U} on (W, U) at width r (module docstring)."""
+  if scaling == "mean_field":
+    return dict(lr_w=lr_times_r * r, lr_u=lr_times_r / r)
+  if scaling == "lazy":
+    return dict(lr_w=lr_times_r / r, lr_u=lr_times_r / r)
+  raise ValueError(f"unknown scaling {scaling!r}; known: {W_LR_SCALINGS}")
 
 
 def _poly_sample(key, J_md, c_m, *, d, batch):
@@ -75,8 +93,8 @@ def _neuron_sample(key, w_d, c, *, d, batch):
   return jnp.concatenate([x, jnp.ones((batch, 1), F64)], axis=1), y
 
 
-def _neuron_seed(key: jax.Array, c: jax.Array, *, d: int, r: int, lr: float, steps: int,
-                 log_every: int, batch: int, n_test: int):
+def _neuron_seed(key: jax.Array, c: jax.Array, *, d: int, r: int, lr: float,
+                 lr_w: float | None, steps: int, log_every: int, batch: int, n_test: int):
   k_star, k_init, k_data, k_test = jax.random.split(key, 4)
   direction = jax.random.normal(k_star, (d,), F64)
   w_d = d * direction / jnp.linalg.norm(direction)           # ‖w*‖ = R = d
@@ -89,7 +107,7 @@ def _neuron_seed(key: jax.Array, c: jax.Array, *, d: int, r: int, lr: float, ste
   p0 = networks.init(net, k_init, d + 1)
   logs = {}
   for regime in training.REGIMES:
-    tr = training.make_trainer(net, regime, lr=lr, loss="squared")
+    tr = training.make_trainer(net, regime, lr=lr, lr_w=lr_w, loss="squared")
     _, logs[regime] = training.train(tr, p0, k_data, sample, steps=steps,
                                      log_every=log_every, x_test=x_test, y_test=y_test,
                                      x_probe=x_test[:256], loss="squared")
@@ -120,6 +138,9 @@ def validate(config: mlc.ConfigDict) -> None:
     raise validation.ConfigError("neuron_log_every", "must divide neuron_steps")
   validation.positive_ints("neuron_batch", config.neuron_batch)
   validation.positive_floats("neuron_lr_times_r", config.neuron_lr_times_r)
+  validation.one_of("neuron_w_lr_scaling", config.neuron_w_lr_scaling, W_LR_SCALINGS)
+  if not isinstance(config.neuron_w_lr_scaling, str):
+    raise validation.ConfigError("neuron_w_lr_scaling", "must be one string")
   if not isinstance(config.neuron_kink, (int, float)) or abs(config.neuron_kink) > 2:
     raise validation.ConfigError("neuron_kink", "must be a number in [-2, 2]")
   validation.positive_floats("neuron_tolerance", config.neuron_tolerance)
@@ -155,7 +176,8 @@ def run_cell(config: mlc.ConfigDict, cell: dict[str, Any], key: jax.Array) -> li
     return rows
   d = config.neuron_d
   spec = neuron_gd.target_specs(d, (config.neuron_kink,), ("psi_neuron",))[0]
-  fn = functools.partial(_neuron_seed, d=d, r=r, lr=config.neuron_lr_times_r / r,
+  lrs = neuron_step_sizes(config.neuron_w_lr_scaling, config.neuron_lr_times_r, r)
+  fn = functools.partial(_neuron_seed, d=d, r=r, lr=lrs["lr_u"], lr_w=lrs["lr_w"],
                          steps=config.neuron_steps, log_every=config.neuron_log_every,
                          batch=config.neuron_batch, n_test=config.n_test)
   logs = sweep.over_seeds(fn, keys, jnp.asarray(spec["c"], F64))
@@ -167,6 +189,8 @@ def run_cell(config: mlc.ConfigDict, cell: dict[str, Any], key: jax.Array) -> li
         m = {k: float(v[seed, i]) for k, v in logs[regime].items()}
         rows.append(dict(part="neuron", r=r, regime=regime, seed=seed, step=int(step),
                          d=d, c=spec["c"], test_error=m["test_error"],
+                         lr_w=0.0 if regime == "random_features" else lrs["lr_w"],
+                         lr_u=lrs["lr_u"],
                          train_loss=m["train_loss"], w_move=m["w_move"],
                          sign_flips=m["sign_flips"]))
   return rows
@@ -210,9 +234,14 @@ def summarize(config: mlc.ConfigDict, rows: list[dict]) -> dict[str, Any]:
   final = config.neuron_steps
   for r in config.neuron_widths:
     sel = [x for x in rows if x["part"] == "neuron" and x["r"] == r and x["step"] == final]
+    lrs = neuron_step_sizes(config.neuron_w_lr_scaling, config.neuron_lr_times_r, r)
     neuron.append(dict(r=r, **{f"{g}_relative_error": _mean(
         [x for x in sel if x["regime"] == g], "test_error") for g in training.REGIMES},
-        full_w_move=_mean([x for x in sel if x["regime"] == "full"], "w_move")))
+        full_w_move=_mean([x for x in sel if x["regime"] == "full"], "w_move"),
+        linearized_w_move=_mean([x for x in sel if x["regime"] == "linearized"], "w_move"),
+        full_sign_flips=_mean([x for x in sel if x["regime"] == "full"], "sign_flips"),
+        step_sizes={g: dict(lr_w=None if g == "random_features" else lrs["lr_w"],
+                            lr_u=lrs["lr_u"]) for g in training.REGIMES}))
   tol = config.neuron_tolerance
   relu = lazy["relu"]
   lazy_ok = all(lazy[a]["w_move_exponent"] < -1.0 and lazy[a]["out_gap_exponent"] < 0
@@ -220,10 +249,16 @@ def summarize(config: mlc.ConfigDict, rows: list[dict]) -> dict[str, Any]:
   contrast = [n["full_relative_error"] <= tol < min(n["random_features_relative_error"],
                                                      n["linearized_relative_error"])
               for n in neuron]
+  scaling = config.neuron_w_lr_scaling
+  c_lr = config.neuron_lr_times_r
+  steps_text = (f"η_W = {c_lr:g}·r, η_U = {c_lr:g}/r (mean-field)" if scaling == "mean_field"
+                else f"η_W = η_U = {c_lr:g}/r (lazy)")
   return dict(
       claim=("Section 2: with η ∝ 1/r and fixed steps, W moves less and fewer ReLU signs "
              "flip as r grows, so the full net tracks its linearisation (lazy training); "
-             "yet on the hard neuron the full net learns where the lazy twins do not."),
+             "yet on the hard neuron the full net — its first layer trained with "
+             f"{scaling} step sizes — learns where the lazy twins (random features, "
+             "linearised net, same step sizes) do not."),
       prediction=("w_move ∝ r^a with a ≈ −2 (‖W_t−W_0‖_F ∝ r^{−3/2}, PAPER §6; ‖W_0‖_F ∝ "
                   "√r) — checked as a < −1; sign-flip and full-vs-linearised exponents < 0; "
                   f"neuron: full relative error ≤ {tol} < random_features, linearized at "
@@ -231,9 +266,10 @@ def summarize(config: mlc.ConfigDict, rows: list[dict]) -> dict[str, Any]:
       measured=("; ".join(
           f"{a}: w_move ∝ r^{v['w_move_exponent']:.2f} (abs r^{v['w_move_abs_exponent']:.2f}), "
           f"flips ∝ r^{v['sign_flips_exponent']:.2f}, gap ∝ r^{v['out_gap_exponent']:.2f}"
-          for a, v in lazy.items()) + "; neuron (full/RF/lin rel. error): " + ", ".join(
-          f"r={n['r']}: {n['full_relative_error']:.3f}/"
-          f"{n['random_features_relative_error']:.3f}/{n['linearized_relative_error']:.3f}"
+          for a, v in lazy.items()) + f"; neuron, {steps_text} for all regimes "
+          "(full/RF/lin rel. error): " + ", ".join(
+          f"r={n['r']}: {n['full_relative_error']:.3g}/"
+          f"{n['random_features_relative_error']:.3g}/{n['linearized_relative_error']:.3g}"
           for n in neuron)),
       holds=bool(lazy_ok and all(contrast)),
       lazy_holds=bool(lazy_ok), neuron_contrast_holds=[bool(c) for c in contrast],
@@ -242,7 +278,14 @@ def summarize(config: mlc.ConfigDict, rows: list[dict]) -> dict[str, Any]:
                         inputs="x ~ N(0, I_d), x̃ = (x, 1)", target="[<w*,x> − c]_+ / ‖w*‖, "
                         "‖w*‖ = d, c = ψ offset nearest kink·d", loss="squared",
                         lr_times_r=config.neuron_lr_times_r, steps=config.neuron_steps,
-                        batch=config.neuron_batch),
+                        batch=config.neuron_batch, w_lr_scaling=scaling,
+                        step_sizes=steps_text + "; random_features: W frozen, same η_U",
+                        tolerance=tol),
+      neuron_contrast_random_features=[bool(
+          n["full_relative_error"] <= tol < n["random_features_relative_error"])
+          for n in neuron],
+      neuron_contrast_linearized=[bool(
+          n["full_relative_error"] <= tol < n["linearized_relative_error"]) for n in neuron],
       lazy=lazy, neuron=neuron,
   )
 

@@ -58,16 +58,10 @@ def _exact_seed(key: jax.Array, *, d: int, feature: str, num_features: int,
   rho_kr = jnp.dot(w_star_kd, w_dr, precision=HIGHEST) / (pp.R * s_r)[None, :]
   corr_kr = jax.vmap(lambda rho_r: jax.vmap(lambda s, b, rho: psi.ridge_correlation(
       s, b, rho, pp.R, pp.m, form.activation))(s_r, b_r, rho_r))(rho_kr)
-  norm_r = jnp.sqrt(_ridge_second(s_r, b_r, form.activation))
+  norm_r = jnp.sqrt(jax.vmap(lambda w_d, b: gaussian.ridge_target_second(
+      w_d, b, form.activation), in_axes=(1, 0))(w_dr, b_r))          # ‖f_i‖
   return dict(exact=jnp.mean(integral_r),
               exact_sampled=jnp.mean(jnp.abs(corr_kr) / norm_r[None, :]))
-
-
-def _ridge_second(s_r: jax.Array, b_r: jax.Array, activation: str) -> jax.Array:
-  """E h(s z + b)² for z ~ N(0, 1)."""
-  if activation == "linear":
-    return s_r**2 + b_r**2
-  return gaussian.relu_gauss_second(s_r, b_r)
 
 
 def _mc_seed(key: jax.Array, *, d: int, feature: str, num_features: int, num_w_star: int,

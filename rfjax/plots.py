@@ -396,8 +396,17 @@ def lazy_training(config: mlc.ConfigDict, rows: list[dict],
   for regime, (color, style) in _REGIME_STYLE.items():
     ax3.plot(rs, [max(n[f"{regime}_relative_error"], 1e-12) for n in neuron], style,
              color=color, label=f"{regime}: {lr_text[regime]}")
+  for regime in ("random_features", "linearized"):
+    pts = [(n["r"], n[f"{regime}_best_fit_error"]) for n in neuron
+           if n.get(f"{regime}_best_fit_error") is not None]
+    if pts:
+      ax3.plot(*zip(*pts), ls="--", marker="x", color=_REGIME_STYLE[regime][0], lw=1,
+               label=f"{regime}: best readout of its fixed features")
   ax3.axhline(config.neuron_tolerance, color="k", lw=1, ls=":",
               label=f"learned: ≤ {config.neuron_tolerance}")
+  if "paper_relative_threshold" in summary:
+    ax3.axhline(summary["paper_relative_threshold"], color="0.5", lw=1, ls="-.",
+                label="limits theorem's per-neuron threshold")
   ax3.set(xscale="log", yscale="log", xlabel="width r", ylabel="relative test error",
           title=f"hard neuron, ‖w*‖ = d = {config.neuron_d}, T = {config.neuron_steps}, "
                 f"{'mean-field' if mean_field else 'lazy'} steps")

@@ -111,3 +111,60 @@ def test_mean_field_step_is_width_independent():
   w1, _ = _squared_step("lazy", w, u, x, y)
   wk1, _ = _squared_step("lazy", wk, uk, x, y)
   np.testing.assert_allclose(wk1 - wk, np.repeat(w1 - w, k, axis=0) / k ** 2, rtol=1e-10)
+
+
+def test_linearized_relu_net_is_linear_in_coupling_features():
+  """N_lin(W, U) for the ReLU equals the coupling features times vec(u_i w_ij)."""
+  import jax.numpy as jnp
+  from rfjax import networks
+  rng = np.random.default_rng(2)
+  r, d = 5, 3
+  w0 = rng.uniform(-1, 1, size=(r, d + 1))
+  p0 = {"params": {"w": jnp.asarray(w0), "u": jnp.zeros(r)}}
+  w, u = w0 + rng.normal(size=(r, d + 1)), rng.normal(size=r)
+  p = {"params": {"w": jnp.asarray(w), "u": jnp.asarray(u)}}
+  x = rng.normal(size=(7, d))
+  x1 = np.concatenate([x, np.ones((7, 1))], axis=1)
+  n_lin = networks.linearized_apply(p, p0, jnp.asarray(x1), "relu")
+  phi = lazy_training.coupling_features(jnp.asarray(w0), jnp.asarray(x))
+  assert phi.shape == (7, r * (d + 1))
+  np.testing.assert_allclose(phi @ (u[:, None] * w).ravel(), n_lin, rtol=1e-12, atol=1e-12)
+
+
+def test_best_fit_errors_against_numpy_least_squares():
+  """Exact random-features best fit vs numpy lstsq on many samples; the linearised twin's
+  in-sample fit vs numpy lstsq on the very same inputs."""
+  import jax.numpy as jnp
+  from rfjax import distributions
+  d, r, c = 3, 6, 1.0
+  key = jax.random.key(3)
+  w0 = jax.random.uniform(jax.random.key(4), (r, d + 1), jnp.float64, -0.6, 0.6)
+  w_d = jnp.asarray([2.0, -1.0, 2.0])
+  n = 4 * r * (d + 1)
+  best = lazy_training.best_fit_errors(key, w0, w_d, jnp.asarray(c), lin_fit_n=n)
+  x = np.asarray(distributions.gaussian(jax.random.key(5), 400_000, d, dtype=jnp.float64))
+  x1 = np.concatenate([x, np.ones((len(x), 1))], axis=1)
+  y = np.maximum(x @ np.asarray(w_d) - c, 0)
+  phi = np.concatenate([np.maximum(x1 @ np.asarray(w0).T, 0), np.ones((len(x), 1))], axis=1)
+  coef = np.linalg.lstsq(phi, y, rcond=None)[0]
+  mc = np.mean((phi @ coef - y) ** 2) / np.mean(y ** 2)
+  np.testing.assert_allclose(float(best["random_features"]), mc, rtol=0.03)
+  # the in-sample coupling fit: n ≤ one chunk, so sample_moments draws fold_in(key, 0)
+  xs = np.asarray(distributions.gaussian(jax.random.fold_in(key, 0), n, d, dtype=jnp.float64))
+  phi = np.concatenate([np.asarray(lazy_training.coupling_features(w0, jnp.asarray(xs))),
+                        np.ones((n, 1))], axis=1)
+  ys = np.maximum(xs @ np.asarray(w_d) - c, 0)
+  res = ys - phi @ np.linalg.lstsq(phi, ys, rcond=None)[0]
+  np.testing.assert_allclose(float(best["linearized"]), np.mean(res ** 2) / np.mean(ys ** 2),
+                             rtol=1e-6)
+  assert float(best["linearized"]) < float(best["random_features"])   # a superset of features
+
+
+def test_paper_threshold_by_hand():
+  # d = 8: ψ has m = 16, a = 4m + 2 = 66 ReLUs; c = 7: E[<w*,x> − 7]_+² with ‖w*‖ = 8.
+  from scipy import stats
+  s, c = 8.0, 7.0
+  t = c / s
+  second = s * s * ((1 + t * t) * stats.norm.sf(t) - t * stats.norm.pdf(t))
+  assert lazy_training.paper_relative_threshold(8, 7.0) == pytest.approx(
+      1 / (50 * 66 ** 2 * second), rel=1e-10)

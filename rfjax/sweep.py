@@ -1,6 +1,15 @@
-"""Seed sweeps: one vmapped computation over a batch of keys, sharded over devices."""
+"""Seed sweeps: one vmapped computation over a batch of keys, sharded over devices.
+
+`over_seeds` has a second, reference path: a plain Python loop that calls the per-seed
+function once per key on the default device, without vmap or sharding. Turn it on for
+one call with `loop=True`, or for everything inside `with sweep.python_loop():` (e.g. a
+whole experiment, to check that its sharded sweep returns the rows a loop over the same
+seeds returns). It is slower and meant for checks and debugging; multi-host runs do not
+use it (every process would compute every seed).
+"""
 from __future__ import annotations
 
+import contextlib
 import functools
 from collections.abc import Callable
 from typing import Any
@@ -22,6 +31,18 @@ def _mesh() -> jax.sharding.Mesh:
 
 
 _COMPILED: dict[Any, Callable[..., Any]] = {}
+_LOOP = [False]                 # set by python_loop()
+
+
+@contextlib.contextmanager
+def python_loop(enabled: bool = True):
+  """Within the block, over_seeds calls default to the plain Python loop over seeds."""
+  previous = _LOOP[0]
+  _LOOP[0] = enabled
+  try:
+    yield
+  finally:
+    _LOOP[0] = previous
 
 
 def _identity(fn: Callable[..., Any]) -> Any:
@@ -31,17 +52,26 @@ def _identity(fn: Callable[..., Any]) -> Any:
   return fn
 
 
-def _compiled(fn: Callable[..., Any], num_args: int, jit: bool) -> Callable[..., Any]:
-  """jit(vmap(fn)) (or plain vmap) built once per (fn, bound static values, arity)."""
-  ident = (_identity(fn), num_args, jit)
+def _compiled(fn: Callable[..., Any], num_args: int, jit: bool,
+              batched: bool = True) -> Callable[..., Any]:
+  """jit(vmap(fn)) (or plain vmap; or jit(fn) / fn unbatched) built once per
+  (fn, bound static values, arity)."""
+  ident = (_identity(fn), num_args, jit, batched)
   if ident not in _COMPILED:
-    in_axes = (0,) + (None,) * num_args
-    batched = jax.vmap(fn, in_axes=in_axes)
-    _COMPILED[ident] = jax.jit(batched) if jit else batched
+    one = jax.vmap(fn, in_axes=(0,) + (None,) * num_args) if batched else fn
+    _COMPILED[ident] = jax.jit(one) if jit else one
   return _COMPILED[ident]
 
 
-def over_seeds(fn: Callable[..., Any], keys: jax.Array, *args: Any, jit: bool = True) -> Any:
+def _loop(fn: Callable[..., Any], keys: jax.Array, args: tuple[Any, ...], jit: bool) -> Any:
+  """fn(key, *args) for each key in turn, outputs stacked on a leading seed axis."""
+  one = _compiled(fn, len(args), jit, batched=False)
+  outs = [jax.tree.map(np.asarray, one(keys[i], *args)) for i in range(keys.shape[0])]
+  return jax.tree.map(lambda *xs: np.stack(xs), *outs)
+
+
+def over_seeds(fn: Callable[..., Any], keys: jax.Array, *args: Any, jit: bool = True,
+               loop: bool | None = None) -> Any:
   """Runs `fn(key, *args)` for every key with one jit(vmap(fn)), sharded over devices.
 
   Seed counts that do not divide the device count are padded (with repeated keys)
@@ -56,12 +86,17 @@ def over_seeds(fn: Callable[..., Any], keys: jax.Array, *args: Any, jit: bool = 
     fn: per-seed computation, key -> pytree of arrays.
     keys: [s] typed PRNG keys.
     *args: shared (unbatched) inputs, replicated to every device.
+    jit: compile the whole per-seed computation as one program (see above).
+    loop: run a plain Python loop over the keys instead (jit(fn) per key, or fn with
+      jit=False), on the default device; None takes the setting of `python_loop()`.
   Returns:
     The pytree of outputs with a leading seed axis [s, ...], as numpy arrays.
   """
   num = keys.shape[0]
   if num == 0:
     raise ValueError("over_seeds needs at least one key")
+  if _LOOP[0] if loop is None else loop:
+    return _loop(fn, keys, args, jit)
   n_dev = jax.device_count()
   pad = (-num) % n_dev
   if pad:

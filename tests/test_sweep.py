@@ -68,3 +68,39 @@ def test_sharded_over_8_devices_matches_single_device():
     outs.append(np.array(eval(values)))
   assert outs[0].shape == (11,)
   np.testing.assert_allclose(outs[0], outs[1], rtol=1e-12)
+
+
+def test_loop_path_calls_fn_once_per_key_and_matches_hand_loop():
+  keys = sweep.seed_keys(jax.random.key(5), 3)
+  seen = []
+
+  def fit(key, scale):
+    seen.append(isinstance(key, jax.core.Tracer))
+    x = jax.random.normal(key, (2,))
+    return dict(x=scale * x, s=jnp.sum(x))
+
+  out = sweep.over_seeds(fit, keys, 2.0, jit=False, loop=True)
+  assert seen == [False, False, False]     # eager: one call per concrete key, no vmap
+  want = np.stack([2.0 * np.asarray(jax.random.normal(jax.random.fold_in(jax.random.key(5), s),
+                                                      (2,))) for s in range(3)])
+  np.testing.assert_array_equal(out["x"], want)
+  assert out["s"].shape == (3,)
+
+
+def test_python_loop_context_sets_the_default_and_restores_it():
+  calls = []
+
+  def fit(key, *, d):
+    calls.append(1)
+    return jnp.sum(jax.random.normal(key, (d,)) ** 2)
+
+  keys = sweep.seed_keys(jax.random.key(2), 4)
+  fn = functools.partial(fit, d=6)
+  with sweep.python_loop():
+    looped = sweep.over_seeds(fn, keys, jit=False)
+    assert len(calls) == 4                 # eager, once per seed
+    assert sweep.over_seeds(fn, keys, jit=False, loop=False).shape == (4,)  # argument wins
+    assert len(calls) == 5                 # vmap traces fn once for all seeds
+  vmapped = sweep.over_seeds(fn, keys, jit=False)   # back to the vmapped default
+  assert len(calls) == 6
+  np.testing.assert_allclose(looped, vmapped, rtol=1e-12)

@@ -4,10 +4,20 @@ Layout: `<workdir>/<experiment>/{config.json, results.jsonl, summary.json,
 <experiment>.png}` and `<workdir>/report.md`. Rows are appended per grid cell; a
 rerun with the same config computes only the cells that are missing. A rerun with
 a different config into the same workdir is refused.
+
+Numerical safety: a cell whose rows hold a non-finite number (a fit or a training run
+that overflowed) is stopped there: instead of its rows, one error row is written that
+names the cell and the quantities that went non-finite, and the sweep goes on. Error
+rows never reach `summarize` or the figure; summary.json counts them (`failed_cells`,
+`failed`), and a claim with failed cells is not reported as holding. On resume an
+error cell counts as done, like any written cell: a run is deterministic in (config,
+seed), so recomputing it would fail the same way. To retry such cells (say, after a
+code fix), delete their lines (those with an "error" field) from results.jsonl.
 """
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 import time
@@ -104,6 +114,10 @@ def run_experiment(config: mlc.ConfigDict, workdir: str) -> dict:
       continue
     t0 = time.time()
     cell_rows = exp.run_cell(config, cell, experiments.cell_prng_key(root, name, cell))
+    bad = nonfinite_fields(cell_rows)
+    if bad:
+      cell_rows = [error_row(key, cell, cell_rows, bad)]
+      logging.warning("%s", cell_rows[0]["error"])
     for row, row_key in zip(cell_rows, row_keys(key, cell, cell_rows)):
       row["key"] = row_key
     if is_writer:
@@ -114,12 +128,74 @@ def run_experiment(config: mlc.ConfigDict, workdir: str) -> dict:
     return dict(experiment=name, holds=None, measured="written by process 0")
   order = {results.cell_key(name, c): i for i, c in enumerate(grid)}
   rows = sorted((r for r in rows if r["cell"] in order), key=lambda r: order[r["cell"]])
-  summary = dict(experiment=name, **exp.summarize(config, rows))
+  failed = [dict(cell=r["cell"], error=r["error"]) for r in rows if "error" in r]
+  rows = [r for r in rows if "error" not in r]
+  figure = os.path.join(outdir, f"{name}.png")
+  summary = dict(experiment=name)
+  if rows:
+    try:
+      summary.update(exp.summarize(config, rows))
+    except Exception as e:  # noqa: BLE001 - only when cells are missing; see below.
+      if not failed:
+        raise
+      summary.update(claim=exp.claim, measured=f"no summary: {type(e).__name__}: {e}")
+  else:
+    summary.update(claim=exp.claim, measured="no summary: every cell failed")
+  if failed:
+    summary["measured"] = (f"{len(failed)} of {len(grid)} cells failed (non-finite values; "
+                           f"see 'failed'); {summary.get('measured', '')}")
+    summary["holds"] = False               # the claim was not measured on the whole grid
+  summary["failed_cells"] = len(failed)
+  summary["failed"] = failed
   summary["wall_seconds_this_run"] = round(time.time() - t_start, 2)
   results.write_atomic(os.path.join(outdir, "summary.json"),
                        json.dumps(results.to_json(summary), indent=1, sort_keys=True))
-  plots.save(name, config, rows, summary, os.path.join(outdir, f"{name}.png"))
+  try:
+    if not rows:
+      raise ValueError("no rows to draw")
+    plots.save(name, config, rows, summary, figure)
+  except Exception:  # noqa: BLE001 - a figure of a partial grid may not be drawable.
+    if not failed:
+      raise
+    logging.warning("%s: no figure (%d failed cells)", name, len(failed))
+    if os.path.exists(figure):             # never leave a figure of other rows behind
+      os.unlink(figure)
   return summary
+
+
+def nonfinite_fields(rows: Sequence[dict]) -> list[tuple[str, dict]]:
+  """(field, row) for the first row in which each field holds a NaN or an infinity."""
+  found: dict[str, dict] = {}
+
+  def finite(value: Any) -> bool:
+    value = results.to_json(value)
+    if isinstance(value, str):
+      return value not in ("nan", "inf", "-inf")
+    if isinstance(value, float):
+      return math.isfinite(value)
+    if isinstance(value, list):
+      return all(finite(v) for v in value)
+    if isinstance(value, dict):
+      return all(finite(v) for v in value.values())
+    return True
+
+  for row in rows:
+    for field, value in row.items():
+      if field not in found and not finite(value):
+        found[field] = row
+  return list(found.items())
+
+
+def error_row(cell_key: str, cell: dict, rows: Sequence[dict],
+              bad: Sequence[tuple[str, dict]]) -> dict:
+  """The one row a failed cell writes: the cell, the non-finite fields, where they were."""
+  where = []
+  for field, row in bad:
+    ids = ", ".join(f"{f}={results.to_json(row[f])}" for f in ROW_ID_FIELDS
+                    if f in row and f not in cell)
+    where.append(f"{field} = {results.to_json(row[field])}" + (f" ({ids})" if ids else ""))
+  return dict(cell, error=f"{cell_key}: non-finite " + "; ".join(where),
+              nonfinite=[field for field, _ in bad], rows_dropped=len(rows))
 
 
 # Fields that tell a cell's rows apart, in the order they appear in a row key.

@@ -1,0 +1,128 @@
+"""The runner's numerical safety: a cell that overflows writes one error row naming the
+cell and the quantity; the other cells, the summary and the figure go on without it;
+a rerun neither repeats nor loses rows."""
+import functools
+import json
+
+import jax
+import jax.numpy as jnp
+import matplotlib.pyplot as plt
+import ml_collections as mlc
+import numpy as np
+import pytest
+
+from rfjax import experiments
+from rfjax import plots
+from rfjax import results
+from rfjax import runner
+from rfjax import sweep
+
+NAME = "overflow_probe"
+
+
+def _one_seed(key, *, scale):
+  """exp(scale·(1 + u)) in float32, u ~ U[0, 1): overflows to inf for scale ≳ 89."""
+  u = jax.random.uniform(key, (), jnp.float32)
+  value = jnp.exp(jnp.float32(scale) * (1 + u))
+  excess = value - jnp.exp(jnp.float32(scale))       # inf − inf = NaN where both overflow
+  return dict(value=value, excess=excess)
+
+
+def _run_cell(config, cell, key):
+  out = sweep.over_seeds(functools.partial(_one_seed, scale=cell["scale"]),
+                         sweep.seed_keys(key, config.num_seeds))
+  return [dict(scale=cell["scale"], seed=s, value=float(out["value"][s]),
+               excess=float(out["excess"][s])) for s in range(config.num_seeds)]
+
+
+def _summarize(config, rows):
+  mean = float(np.mean([r["value"] for r in rows]))
+  return dict(claim="probe", prediction="finite", measured=f"mean value {mean:.4g}",
+              holds=bool(np.isfinite(mean)), mean_value=mean,
+              scales=sorted({r["scale"] for r in rows}))
+
+
+def _plot(config, rows, summary):
+  fig, ax = plt.subplots()
+  ax.plot([r["scale"] for r in rows], [r["value"] for r in rows], "o")
+  return fig
+
+
+@pytest.fixture
+def probe():
+  experiments.EXPERIMENTS.register(NAME, experiments.Experiment(
+      validate=lambda config: None, cells=lambda c: [dict(scale=s) for s in c.scales],
+      run_cell=_run_cell, summarize=_summarize, claim="probe"))
+  plots.PLOTTERS.register(NAME, _plot)
+  try:
+    yield
+  finally:
+    experiments.EXPERIMENTS.unregister(NAME)
+    plots.PLOTTERS.unregister(NAME)
+
+
+def _config():
+  c = mlc.ConfigDict()
+  c.experiment, c.seed, c.num_seeds = NAME, 0, 3
+  c.scales = (1.0, 100.0, 2.0)            # the middle cell overflows float32
+  return c
+
+
+def test_overflowing_cell_becomes_one_error_row_and_the_sweep_goes_on(probe, tmp_path):
+  config = _config()
+  summaries = runner.run_all(config, str(tmp_path))
+  outdir = tmp_path / NAME
+  path = outdir / "results.jsonl"
+  rows = results.load_rows(str(path))
+  bad_cell = results.cell_key(NAME, dict(scale=100.0))
+  errors = [r for r in rows if "error" in r]
+  assert len(errors) == 1 and errors[0]["cell"] == bad_cell
+  assert errors[0]["error"].startswith(bad_cell + ": non-finite value = inf (seed=")
+  assert "excess = nan (seed=0)" in errors[0]["error"]
+  assert errors[0]["nonfinite"] == ["value", "excess"] and errors[0]["rows_dropped"] == 3
+  good = [r for r in rows if "error" not in r]
+  assert sorted({r["scale"] for r in good}) == [1.0, 2.0] and len(good) == 6
+  # The good cells hold what the computation gives them, independently recomputed.
+  root = jax.random.key(0)
+  for r in good:
+    key = sweep.seed_keys(experiments.cell_prng_key(root, NAME, dict(scale=r["scale"])), 3)
+    u = float(jax.random.uniform(key[r["seed"]], (), jnp.float32))
+    np.testing.assert_allclose(r["value"], np.exp(np.float32(r["scale"]) * (1 + u)), rtol=1e-6)
+
+  summary = json.loads((outdir / "summary.json").read_text())
+  assert summary == json.loads(json.dumps(results.to_json(summaries[NAME])))
+  assert summary["failed_cells"] == 1 and summary["failed"][0]["cell"] == bad_cell
+  assert summary["holds"] is False and summary["measured"].startswith("1 of 3 cells failed")
+  assert summary["scales"] == [1.0, 2.0]
+  np.testing.assert_allclose(summary["mean_value"], np.mean([r["value"] for r in good]))
+  assert (outdir / f"{NAME}.png").exists()
+  assert "**no**" in (tmp_path / "report.md").read_text()
+
+  # A rerun treats the error cell as done: nothing recomputed, nothing repeated.
+  text = path.read_text()
+  runner.run_all(config, str(tmp_path))
+  assert path.read_text() == text
+  # Deleting the error row retries that cell alone, which fails the same way again.
+  kept = [l for l in text.splitlines(keepends=True) if '"error"' not in l]
+  path.write_text("".join(kept))
+  runner.run_all(config, str(tmp_path))
+  assert sorted(path.read_text().splitlines()) == sorted(text.splitlines())
+
+
+def test_a_grid_where_every_cell_fails_still_writes_a_summary(probe, tmp_path):
+  config = _config()
+  config.scales = (100.0, 200.0)
+  summary = runner.run_all(config, str(tmp_path))[NAME]
+  assert summary["failed_cells"] == 2 and summary["holds"] is False
+  assert summary["measured"].endswith("no summary: every cell failed")
+  assert not (tmp_path / NAME / f"{NAME}.png").exists()
+  rows = results.load_rows(str(tmp_path / NAME / "results.jsonl"))
+  assert len(rows) == 2 and all("non-finite value = inf" in r["error"] for r in rows)
+
+
+def test_nonfinite_fields_sees_nested_values_and_names_the_first_row():
+  rows = [dict(seed=0, a=1.0, b=[1.0, 2.0]), dict(seed=1, a=float("nan"), b=[1.0, np.inf]),
+          dict(seed=2, a=float("-inf"), b=[0.0], note="inf-free text")]
+  bad = runner.nonfinite_fields(rows)
+  assert [(f, r["seed"]) for f, r in bad] == [("a", 1), ("b", 1)]
+  assert runner.nonfinite_fields([dict(a=1.0, b="text", c=None, d=[1, 2])]) == []

@@ -44,6 +44,79 @@ class BoxFit(NamedTuple):
 # --------------------------------------------------------------------------- moments
 
 
+# Gram accumulation: only the block upper triangle of phi^T phi is formed, one row panel per
+# block of features (panel i: rows of block i, columns from block i on), so a chunk costs
+# about (k+1)/(2k) of a full product. XLA has no symmetric rank-k update; this recovers most
+# of one with plain dots. Panels of about _PANEL features keep each dot large enough to run
+# near the machine's GEMM rate.
+_PANEL = 256
+
+
+def gram_blocks(r: int, panel: int | None = None) -> tuple[int, ...]:
+  """Start offsets of the feature blocks the streamed Gram is split into (the last ends at r)."""
+  k = max(1, -(-r // (panel or _PANEL)))
+  size = -(-r // k)
+  return tuple(range(0, r, size))
+
+
+def _gram_zero(r: int, dtype: Any, starts: tuple[int, ...]) -> tuple[jax.Array, ...]:
+  """Zero row panels: panel i is [block_i, r - start_i]."""
+  ends = starts[1:] + (r,)
+  return tuple(jnp.zeros((e - s, r - s), dtype) for s, e in zip(starts, ends))
+
+
+def _gram_add(panels: tuple[jax.Array, ...], phi_nr: jax.Array,
+              starts: tuple[int, ...]) -> tuple[jax.Array, ...]:
+  """panels += the block upper triangle of phi_nr^T phi_nr."""
+  r = phi_nr.shape[1]
+  ends = starts[1:] + (r,)
+  return tuple(
+      p + jax.lax.dot_general(phi_nr[:, s:e], phi_nr[:, s:], (((0,), (0,)), ((), ())),
+                              precision=_HI)
+      for p, s, e in zip(panels, starts, ends))
+
+
+def _gram_full(panels: tuple[jax.Array, ...], starts: tuple[int, ...]) -> jax.Array:
+  """The symmetric [r, r] Gram from its block upper triangle."""
+  r = panels[0].shape[1]
+  upper = jnp.concatenate(
+      [jnp.pad(p, ((0, 0), (s, 0))) for p, s in zip(panels, starts)], axis=0)
+  block = jnp.searchsorted(jnp.asarray(starts), jnp.arange(r), side="right")
+  in_upper = block[None, :] >= block[:, None]
+  G = jnp.where(in_upper, upper, upper.T)
+  return 0.5 * (G + G.T)   # diagonal blocks are full products: symmetric up to rounding
+
+
+class _Sums(NamedTuple):
+  """Running sums of a moment stream: Gram panels, Σ f y, Σ f, Σ y, Σ y²."""
+  panels: tuple[jax.Array, ...]
+  b: jax.Array
+  s: jax.Array
+  ys: jax.Array
+  yy: jax.Array
+
+
+def _sums_zero(r: int, dtype: Any, starts: tuple[int, ...]) -> _Sums:
+  zero = jnp.zeros((), dtype)
+  return _Sums(_gram_zero(r, dtype, starts), jnp.zeros((r,), dtype), jnp.zeros((r,), dtype),
+               zero, zero)
+
+
+def _sums_add(sums: _Sums, phi_nr: jax.Array, y_n: jax.Array,
+              starts: tuple[int, ...]) -> _Sums:
+  dtype = sums.b.dtype
+  phi_nr, y_n = phi_nr.astype(dtype), y_n.astype(dtype)
+  return _Sums(_gram_add(sums.panels, phi_nr, starts),
+               sums.b + jnp.matmul(y_n, phi_nr, precision=_HI),
+               sums.s + phi_nr.sum(0), sums.ys + y_n.sum(),
+               sums.yy + jnp.dot(y_n, y_n, precision=_HI))
+
+
+def _sums_moments(sums: _Sums, n: int, starts: tuple[int, ...]) -> Moments:
+  return Moments(G_rr=_gram_full(sums.panels, starts) / n, b_r=sums.b / n, mean_r=sums.s / n,
+                 y_mean=sums.ys / n, yy=sums.yy / n)
+
+
 def sample_moments(apply_fn: Callable[[Any, jax.Array], jax.Array], params: Any,
                    target_fn: Callable[[jax.Array], jax.Array], key: jax.Array, *,
                    n: int, chunk: int, d: int, sampler: Sampler = distributions.gaussian,
@@ -53,7 +126,8 @@ def sample_moments(apply_fn: Callable[[Any, jax.Array], jax.Array], params: Any,
   Chunk i uses inputs `sampler(jax.random.fold_in(key, i), chunk, d, dtype=dtype)`; when n is
   not a multiple of chunk, one last chunk of n % chunk inputs uses index n // chunk.
   Sums accumulate in `accum_dtype` (default: the dtype of the features); pass jnp.float64
-  (with x64 on) for float32 features and large n. n, chunk, d are static.
+  (with x64 on) for float32 features and large n. n, chunk, d are static. Memory does not
+  grow with n; time is linear in n.
   """
   if n <= 0 or chunk <= 0:
     raise ValueError(f"n and chunk must be positive, got n={n}, chunk={chunk}")
@@ -68,23 +142,49 @@ def sample_moments(apply_fn: Callable[[Any, jax.Array], jax.Array], params: Any,
   r = phi_shape.shape[-1]
   # float64 asked for with x64 off falls back to float32 (canonical dtype).
   acc = jax.dtypes.canonicalize_dtype(phi_shape.dtype if accum_dtype is None else accum_dtype)
+  starts = gram_blocks(r)
 
   def add(sums, i, size):
-    phi_nr, y_n = features(i, size)
-    phi_nr, y_n = phi_nr.astype(acc), y_n.astype(acc)
-    G, b, s, ys, yy = sums
-    return (G + jnp.matmul(phi_nr.T, phi_nr, precision=_HI),
-            b + jnp.matmul(phi_nr.T, y_n, precision=_HI),
-            s + phi_nr.sum(0), ys + y_n.sum(), yy + jnp.dot(y_n, y_n, precision=_HI))
+    return _sums_add(sums, *features(i, size), starts)
 
-  zero = jnp.zeros((), acc)
-  sums = (jnp.zeros((r, r), acc), jnp.zeros((r,), acc), jnp.zeros((r,), acc), zero, zero)
-  sums, _ = jax.lax.scan(lambda c, i: (add(c, i, chunk), None), sums,
+  sums, _ = jax.lax.scan(lambda c, i: (add(c, i, chunk), None), _sums_zero(r, acc, starts),
                          jnp.arange(n_full, dtype=jnp.uint32))
   if rest:
     sums = add(sums, n_full, rest)
-  G, b, s, ys, yy = (v / n for v in sums)
-  return Moments(G_rr=0.5 * (G + G.T), b_r=b, mean_r=s, y_mean=ys, yy=yy)
+  return _sums_moments(sums, n, starts)
+
+
+def data_moments(apply_fn: Callable[[Any, jax.Array], jax.Array], params: Any,
+                 x_nd: jax.typing.ArrayLike, y_n: jax.typing.ArrayLike, *, chunk: int,
+                 accum_dtype: Any = None) -> Moments:
+  """Sample moments of given data x_nd [n, d], y_n [n], streamed in chunks of rows.
+
+  The same sums as `sample_moments`, over fixed inputs: features are formed chunk by chunk
+  (memory O(r^2 + chunk r) beyond the data), never as an [n, r] matrix. chunk is static.
+  """
+  x_nd, y_n = jnp.asarray(x_nd), jnp.asarray(y_n)
+  n = x_nd.shape[0]
+  if n <= 0 or chunk <= 0:
+    raise ValueError(f"n and chunk must be positive, got n={n}, chunk={chunk}")
+  if y_n.shape != (n,):
+    raise ValueError(f"y_n must have shape ({n},), got {y_n.shape}")
+  chunk = min(chunk, n)
+  n_full, rest = divmod(n, chunk)
+  phi_shape = jax.eval_shape(lambda: apply_fn(params, x_nd[:chunk]))
+  r = phi_shape.shape[-1]
+  acc = jax.dtypes.canonicalize_dtype(phi_shape.dtype if accum_dtype is None else accum_dtype)
+  starts = gram_blocks(r)
+
+  def add(sums, xy):
+    x_cd, y_c = xy
+    return _sums_add(sums, apply_fn(params, x_cd), y_c, starts)
+
+  head = n_full * chunk
+  xs = (x_nd[:head].reshape(n_full, chunk, -1), y_n[:head].reshape(n_full, chunk))
+  sums, _ = jax.lax.scan(lambda c, xy: (add(c, xy), None), _sums_zero(r, acc, starts), xs)
+  if rest:
+    sums = add(sums, (x_nd[head:], y_n[head:]))
+  return _sums_moments(sums, n, starts)
 
 
 def exact_moments(form: Any, target: Any) -> Moments:
@@ -168,7 +268,7 @@ def _top_eigenvalue(matvec: Callable[[jax.Array], jax.Array], diag_r: jax.Array,
   v = jnp.ones(r, dtype) / jnp.sqrt(r) + 1e-2 * jnp.sin(jnp.arange(r, dtype=dtype) + 1.0)
   v, _ = jax.lax.scan(step, v / jnp.linalg.norm(v), None, length=num_iters)
   # The Rayleigh quotient is a lower bound; so is max G_ii. Never zero.
-  lam = jnp.maximum(jnp.dot(v, matvec(v)), jnp.max(diag_r))
+  lam = jnp.maximum(jnp.dot(v, matvec(v), precision=_HI), jnp.max(diag_r))
   return safety * jnp.maximum(lam, jnp.finfo(dtype).tiny)
 
 
@@ -187,7 +287,7 @@ def _fista(grad: Callable[[jax.Array], jax.Array], project: Callable[[jax.Array]
     v_new = project(z - step * grad(z))
     t_new = 0.5 * (1 + jnp.sqrt(1 + 4 * t * t))
     # Gradient restart (O'Donoghue & Candes 2015): drop momentum when it points uphill.
-    restart = jnp.dot(z - v_new, v_new - v) > 0
+    restart = jnp.dot(z - v_new, v_new - v, precision=_HI) > 0
     t_new = jnp.where(restart, 1.0, t_new).astype(t.dtype)
     beta = jnp.where(restart, 0.0, (t - 1) / t_new)
     return (v_new, v_new + beta * (v_new - v), t_new), None
@@ -242,7 +342,7 @@ def box_fit(m: Moments, B_grid: jax.typing.ArrayLike, *, num_iters: int = 300,
     kkt = L * jnp.linalg.norm(v - project(v - step * g))
     # Frank-Wolfe gap of the error 2 (v.Gs v/2 - bs.v): a certified bound on its excess
     # over the constrained minimum, since error(v) - min <= grad.(v - v') for all feasible v'.
-    gap = 2 * (jnp.dot(g, v) + jnp.dot(jnp.abs(g), hi_r))
+    gap = 2 * (jnp.dot(g, v, precision=_HI) + jnp.dot(jnp.abs(g), hi_r, precision=_HI))
     return v, (v * scale_r, kkt, jnp.maximum(gap, 0))
 
   _, (u_Br, kkt_B, gap_B) = jax.lax.scan(solve_one, jnp.zeros_like(bc), B_grid)

@@ -72,6 +72,46 @@ def test_sample_moments_match_numpy(n, chunk):
   assert m.G_rr.dtype == jnp.float64
 
 
+@pytest.mark.parametrize("r,panel", [(12, None), (37, 8), (40, 10)])
+def test_data_moments_match_numpy(r, panel, monkeypatch):
+  """Given data, chunked (with a remainder), Gram built from uneven / even block panels."""
+  if panel is not None:
+    monkeypatch.setattr(solvers, "_PANEL", panel)
+  d, n, chunk = 4, 1003, 128
+  k_p, k_x = jax.random.split(jax.random.key(8))
+  params = _relu_params(k_p, d, r)
+  x_nd = jax.random.normal(k_x, (n, d), jnp.float64)
+  y_n = _target(x_nd)
+  assert len(solvers.gram_blocks(r)) == (1 if panel is None else -(-r // panel))
+  m = jax.jit(lambda p, x, y: solvers.data_moments(_relu_apply, p, x, y, chunk=chunk))(
+      params, x_nd, y_n)
+  ref = _numpy_moments(_relu_apply(params, x_nd), y_n)
+  for got, want in zip(m, ref):
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-14)
+  np.testing.assert_array_equal(m.G_rr, m.G_rr.T)
+
+
+def test_data_moments_equal_sample_moments():
+  """data_moments over the inputs sample_moments draws gives its moments."""
+  d, r, n, chunk = 3, 20, 600, 256
+  params = _relu_params(jax.random.key(9), d, r)
+  key = jax.random.key(10)
+  x_nd = _chunk_inputs(key, n, chunk, d, jnp.float64)
+  a = solvers.sample_moments(_relu_apply, params, _target, key, n=n, chunk=chunk, d=d,
+                             dtype=jnp.float64)
+  b = solvers.data_moments(_relu_apply, params, x_nd, _target(x_nd), chunk=chunk)
+  for got, want in zip(b, a):
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-14)
+
+
+def test_data_moments_rejects_bad_shapes():
+  params = _relu_params(jax.random.key(11), 3, 4)
+  with pytest.raises(ValueError, match="y_n"):
+    solvers.data_moments(_relu_apply, params, jnp.zeros((10, 3)), jnp.zeros(9), chunk=4)
+  with pytest.raises(ValueError, match="chunk"):
+    solvers.data_moments(_relu_apply, params, jnp.zeros((10, 3)), jnp.zeros(10), chunk=0)
+
+
 def test_sample_moments_float32_accumulation():
   d, r, n, chunk = 3, 8, 4096, 256
   params = _relu_params(jax.random.key(2), d, r)

@@ -52,27 +52,44 @@ def _identity(fn: Callable[..., Any]) -> Any:
   return fn
 
 
-def _compiled(fn: Callable[..., Any], num_args: int, jit: bool,
-              batched: bool = True) -> Callable[..., Any]:
+def _compiled(fn: Callable[..., Any], num_args: int, jit: bool, n_dev: int = 1,
+              batched: bool = True, num_per_seed: int = 0) -> Callable[..., Any]:
   """jit(vmap(fn)) (or plain vmap; or jit(fn) / fn unbatched) built once per
-  (fn, bound static values, arity)."""
-  ident = (_identity(fn), num_args, jit, batched)
+  (fn, bound static values, arity, device count). On several devices the vmapped
+  function runs under shard_map: each device computes its own slice of the seeds with
+  the per-seed program unchanged (no sharding propagation into fn's operations, so
+  every primitive, QR and eigh included, works as on one device). check_vma is off so
+  that per-seed code need not mark which values vary over seeds (e.g. a lax.scan carry
+  that starts from a replicated input)."""
+  ident = (_identity(fn), num_args, jit, n_dev, batched, num_per_seed)
   if ident not in _COMPILED:
-    one = jax.vmap(fn, in_axes=(0,) + (None,) * num_args) if batched else fn
+    split = (0,) * (1 + num_per_seed)
+    one = jax.vmap(fn, in_axes=split + (None,) * num_args) if batched else fn
+    if batched and n_dev > 1:
+      one = jax.shard_map(one, mesh=_mesh(),
+                          in_specs=(P("seeds"),) * len(split) + (P(),) * num_args,
+                          out_specs=P("seeds"), check_vma=False)
     _COMPILED[ident] = jax.jit(one) if jit else one
   return _COMPILED[ident]
 
 
-def _loop(fn: Callable[..., Any], keys: jax.Array, args: tuple[Any, ...], jit: bool) -> Any:
-  """fn(key, *args) for each key in turn, outputs stacked on a leading seed axis."""
+def _loop(fn: Callable[..., Any], keys: jax.Array, per_seed: tuple[Any, ...],
+          args: tuple[Any, ...], jit: bool) -> Any:
+  """fn(key, *per_seed[i], *args) for each key in turn, stacked on a leading seed axis."""
   one = _compiled(fn, len(args), jit, batched=False)
-  outs = [jax.tree.map(np.asarray, one(keys[i], *args)) for i in range(keys.shape[0])]
+  outs = []
+  for i in range(keys.shape[0]):
+    mine = jax.tree.map(lambda a: a[i], per_seed)
+    outs.append(jax.tree.map(np.asarray, one(keys[i], *mine, *args)))
   return jax.tree.map(lambda *xs: np.stack(xs), *outs)
 
 
 def over_seeds(fn: Callable[..., Any], keys: jax.Array, *args: Any, jit: bool = True,
-               loop: bool | None = None) -> Any:
+               loop: bool | None = None, per_seed: tuple[Any, ...] = ()) -> Any:
   """Runs `fn(key, *args)` for every key with one jit(vmap(fn)), sharded over devices.
+
+  The keys are sharded over a `seeds` mesh axis and each device runs vmap(fn) on its
+  slice (shard_map); the shared inputs are replicated.
 
   Seed counts that do not divide the device count are padded (with repeated keys)
   and trimmed. `fn` must be hashable and stable (a module-level function or a
@@ -86,6 +103,9 @@ def over_seeds(fn: Callable[..., Any], keys: jax.Array, *args: Any, jit: bool = 
     fn: per-seed computation, key -> pytree of arrays.
     keys: [s] typed PRNG keys.
     *args: shared (unbatched) inputs, replicated to every device.
+    per_seed: inputs with a leading seed axis [s, ...] (pytrees, e.g. a training state
+      carried from an earlier call), sharded like the keys; fn is then called as
+      fn(key, *per_seed_for_this_seed, *args).
     jit: compile the whole per-seed computation as one program (see above).
     loop: run a plain Python loop over the keys instead (jit(fn) per key, or fn with
       jit=False), on the default device; None takes the setting of `python_loop()`.
@@ -96,19 +116,21 @@ def over_seeds(fn: Callable[..., Any], keys: jax.Array, *args: Any, jit: bool = 
   if num == 0:
     raise ValueError("over_seeds needs at least one key")
   if _LOOP[0] if loop is None else loop:
-    return _loop(fn, keys, args, jit)
+    return _loop(fn, keys, tuple(per_seed), args, jit)
   n_dev = jax.device_count()
   pad = (-num) % n_dev
+  batched = (keys, *per_seed)
   if pad:
-    keys = jnp.concatenate([keys, jnp.repeat(keys[-1:], pad, axis=0)])
-  run = _compiled(fn, len(args), jit)
+    batched = jax.tree.map(lambda a: jnp.concatenate([a, jnp.repeat(a[-1:], pad, axis=0)]),
+                           batched)
+  run = _compiled(fn, len(args), jit, n_dev, num_per_seed=len(per_seed))
   if n_dev > 1:
     mesh = _mesh()
-    keys = jax.device_put(keys, NamedSharding(mesh, P("seeds")))
+    batched = jax.device_put(batched, NamedSharding(mesh, P("seeds")))
     with jax.set_mesh(mesh):
-      out = run(keys, *args)
+      out = run(*batched, *args)
   else:
-    out = run(keys, *args)
+    out = run(*batched, *args)
   if jax.process_count() > 1:                  # multi-host: gather every host's shard
     from jax.experimental import multihost_utils
     out = multihost_utils.process_allgather(out, tiled=True)

@@ -54,8 +54,16 @@ def test_sharded_over_8_devices_matches_single_device():
       def fit(key, *, d):
         x = jax.random.normal(key, (64, d))
         return jnp.linalg.norm(x.T @ x)
-      out = sweep.over_seeds(functools.partial(fit, d=5), sweep.seed_keys(jax.random.key(1), 11))
-      print(jax.device_count(), repr(np.asarray(out).tolist()))
+      keys = sweep.seed_keys(jax.random.key(1), 11)
+      out = sweep.over_seeds(functools.partial(fit, d=5), keys)
+      def carry(key, state, scale):            # a per-seed input, e.g. a training state
+        q, _ = jnp.linalg.qr(jax.random.normal(key, (4, 3)))
+        return dict(x=state["x"] * scale + jnp.sum(q ** 2), n=state["n"] + 1)
+      state = dict(x=np.arange(11.0), n=np.zeros(11, np.int32))
+      for _ in range(2):
+        state = sweep.over_seeds(carry, keys, 0.5, per_seed=(state,))
+      assert state["n"].tolist() == [2] * 11
+      print(jax.device_count(), repr(np.asarray(out).tolist() + state["x"].tolist()))
   """)
   outs = []
   for n_dev in (1, 8):
@@ -66,8 +74,10 @@ def test_sharded_over_8_devices_matches_single_device():
     count, values = res.stdout.strip().split(" ", 1)
     assert int(count) == n_dev
     outs.append(np.array(eval(values)))
-  assert outs[0].shape == (11,)
+  assert outs[0].shape == (22,)
   np.testing.assert_allclose(outs[0], outs[1], rtol=1e-12)
+  # The carried values by hand: x_s/4 + 3/2 + 3 (each step adds ‖Q‖_F² = 3).
+  np.testing.assert_allclose(outs[0][11:], np.arange(11.0) / 4 + 1.5 + 3, rtol=1e-12)
 
 
 def test_loop_path_calls_fn_once_per_key_and_matches_hand_loop():
@@ -104,3 +114,17 @@ def test_python_loop_context_sets_the_default_and_restores_it():
   vmapped = sweep.over_seeds(fn, keys, jit=False)   # back to the vmapped default
   assert len(calls) == 6
   np.testing.assert_allclose(looped, vmapped, rtol=1e-12)
+
+
+def test_per_seed_inputs_follow_their_seed_in_both_paths():
+  keys = sweep.seed_keys(jax.random.key(7), 5)
+  x_s = np.arange(5.0) * 10
+
+  def fit(key, x, offset):
+    return x + offset + jax.random.uniform(key)
+
+  vmapped = sweep.over_seeds(fit, keys, 1.0, per_seed=(x_s,))
+  looped = sweep.over_seeds(fit, keys, 1.0, per_seed=(x_s,), loop=True)
+  want = [x_s[s] + 1.0 + float(jax.random.uniform(keys[s])) for s in range(5)]
+  np.testing.assert_allclose(vmapped, want, rtol=1e-12)
+  np.testing.assert_allclose(looped, want, rtol=1e-12)

@@ -17,6 +17,7 @@ setuptools.setup(
         "jaxlib>=0.10,<0.13",
         "optax>=0.2.4,<0.3",
         "flax>=0.10,<0.13",
+        "orbax-checkpoint>=0.12,<0.13",   # polynomial_sgd's training checkpoints
         "chex>=0.1.88,<0.2",
         "absl-py>=2.1,<3",
         "ml_collections>=0.1.1,<2",
@@ -24,6 +25,11 @@ setuptools.setup(
         "scipy>=1.12,<2",
         "matplotlib>=3.8,<4",
     ],
-    extras_require={"test": ["pytest>=8,<10"]},
+    extras_require={
+        # Peers of benchmarks/run.py; the test extra carries them so that the benchmark
+        # test really compares rfjax against them.
+        "bench": ["torch==2.13.0", "scikit-learn>=1.4,<2", "scipy>=1.12,<2"],
+        "test": ["pytest>=8,<10", "torch==2.13.0", "scikit-learn>=1.4,<2"],
+    },
     entry_points={"console_scripts": ["rfjax=rfjax.main:entry_point"]},
 )

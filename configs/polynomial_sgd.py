@@ -17,6 +17,7 @@ def get_config(variant: str = "") -> mlc.ConfigDict:
   c.num_seeds = 2
   c.steps = 4000                  # fixed T (the theory's T is recorded in the summary)
   c.log_every = 500
+  c.checkpoint_every = 1000       # save the training state (orbax) every N steps; 0 = off
   c.batch = 1                     # a fresh sample per step (PAPER §3.0)
   c.lr_times_r = 0.5              # η = lr_times_r / r: the theory's η ∝ 1/r
   c.n_test = 1024
@@ -30,6 +31,7 @@ def get_config(variant: str = "") -> mlc.ConfigDict:
   c.rf_tolerance = 0.01           # "full beats or matches RF": full ≤ RF + this
   if variant == "smoke":
     c.widths, c.num_seeds, c.steps, c.log_every = (16, 64), 2, 200, 50
+    c.checkpoint_every = 100
     c.n_test, c.n_probe, c.n_fit, c.fit_iters, c.C_grid = 256, 64, 256, 50, (2.0,)
   elif variant:
     raise ValueError(f"unknown variant {variant!r}; known: smoke")

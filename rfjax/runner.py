@@ -13,12 +13,18 @@ rows never reach `summarize` or the figure; summary.json counts them (`failed_ce
 error cell counts as done, like any written cell: a run is deterministic in (config,
 seed), so recomputing it would fail the same way. To retry such cells (say, after a
 code fix), delete their lines (those with an "error" field) from results.jsonl.
+
+Checkpoints: an experiment registered with `checkpoints=True` gets a directory
+`<experiment>/checkpoints/<cell>/` in which it saves a long computation (orbax) and from
+which a rerun continues it; the runner removes it once the cell's rows are written.
 """
 from __future__ import annotations
 
 import json
 import math
 import os
+import re
+import shutil
 import tempfile
 import time
 from collections.abc import Sequence
@@ -113,7 +119,12 @@ def run_experiment(config: mlc.ConfigDict, workdir: str) -> dict:
     if key in done:
       continue
     t0 = time.time()
-    cell_rows = exp.run_cell(config, cell, experiments.cell_prng_key(root, name, cell))
+    cell_root = experiments.cell_prng_key(root, name, cell)
+    ckpt = _checkpoint_dir(outdir, key) if exp.checkpoints else None
+    if ckpt:
+      cell_rows = exp.run_cell(config, cell, cell_root, checkpoint_dir=ckpt)
+    else:
+      cell_rows = exp.run_cell(config, cell, cell_root)
     bad = nonfinite_fields(cell_rows)
     if bad:
       cell_rows = [error_row(key, cell, cell_rows, bad)]
@@ -122,6 +133,8 @@ def run_experiment(config: mlc.ConfigDict, workdir: str) -> dict:
       row["key"] = row_key
     if is_writer:
       rows.extend(results.append_cell(path, key, cell_rows))
+    if ckpt:                                 # the rows are safe: the checkpoint is spent
+      shutil.rmtree(ckpt, ignore_errors=True)
     logging.info("%s: cell %d/%d %s done in %.1fs", name, i + 1, len(grid), key,
                  time.time() - t0)
   if not is_writer:       # the other processes took part in every cell's computation
@@ -161,6 +174,14 @@ def run_experiment(config: mlc.ConfigDict, workdir: str) -> dict:
     if os.path.exists(figure):             # never leave a figure of other rows behind
       os.unlink(figure)
   return summary
+
+
+def _checkpoint_dir(outdir: str, cell_key: str) -> str | None:
+  """`<outdir>/checkpoints/<cell>` for a single-process run; None with several processes
+  (each would need the same shared directory; they resume by cell instead)."""
+  if jax.process_count() > 1:
+    return None
+  return os.path.join(outdir, "checkpoints", re.sub(r"[^A-Za-z0-9._=-]+", "_", cell_key))
 
 
 def nonfinite_fields(rows: Sequence[dict]) -> list[tuple[str, dict]]:

@@ -155,6 +155,27 @@ def train(trainer: Trainer, params0: Params, key: jax.Array,
   """
   if steps % log_every:
     raise ValueError(f"steps={steps} must be a multiple of log_every={log_every}")
+  state = trainer.init(params0)
+  first = metrics(trainer, state, x_test, y_test, x_probe, loss)
+  state, logs = train_segment(trainer, state, key, sample, start_log=0,
+                              num_logs=steps // log_every, log_every=log_every,
+                              x_test=x_test, y_test=y_test, x_probe=x_probe, loss=loss)
+  logs = jax.tree.map(lambda a, b: jnp.concatenate([a[None], b]), first, logs)
+  return state, logs
+
+
+def train_segment(trainer: Trainer, state: TrainState, key: jax.Array,
+                  sample: Callable[[jax.Array], Batch], *, start_log: jax.typing.ArrayLike,
+                  num_logs: int, log_every: int, x_test: jax.Array, y_test: jax.Array,
+                  x_probe: jax.Array,
+                  loss: str = "hinge") -> tuple[TrainState, dict[str, jax.Array]]:
+  """Continues `state` by num_logs·log_every steps, from step start_log·log_every.
+
+  The steps use the same batches sample(fold_in(key, t)) (t the global step) as one
+  uninterrupted `train`, so a run split into segments (e.g. around a checkpoint) takes
+  exactly the same steps. start_log may be traced (one compiled segment serves all).
+  Returns the state and the metrics at the segment's num_logs log points ([num_logs]).
+  """
   measure = functools.partial(metrics, trainer, x_test=x_test, y_test=y_test,
                               x_probe=x_probe, loss=loss)
 
@@ -167,8 +188,4 @@ def train(trainer: Trainer, params0: Params, key: jax.Array,
     state, _ = jax.lax.scan(one_step, state, k * log_every + jnp.arange(log_every))
     return state, measure(state)
 
-  state = trainer.init(params0)
-  first = measure(state)
-  state, logs = jax.lax.scan(one_log, state, jnp.arange(steps // log_every))
-  logs = jax.tree.map(lambda a, b: jnp.concatenate([a[None], b]), first, logs)
-  return state, logs
+  return jax.lax.scan(one_log, state, start_log + jnp.arange(num_logs))

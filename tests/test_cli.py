@@ -103,3 +103,34 @@ def test_sigkill_at_a_random_point_then_rerun_loses_and_repeats_nothing(tmp_path
   keys = [json.loads(line)["key"] for line in got]
   assert len(keys) == len(set(keys))
   assert sorted(got) == sorted(want)
+
+
+@pytest.mark.slow
+def test_sigkill_mid_training_resumes_from_the_orbax_checkpoint(tmp_path):
+  import glob
+  import signal
+  import time
+
+  config = ["--config=" + os.path.join(ROOT, "configs", "polynomial_sgd.py") + ":smoke",
+            "--config.widths=(64,)", "--config.steps=400", "--config.checkpoint_every=100"]
+  ref, killed = tmp_path / "ref", tmp_path / "killed"
+  assert _rfjax(*config, f"--workdir={ref}").returncode == 0
+  env = dict(os.environ, JAX_PLATFORMS="cpu")
+  proc = subprocess.Popen([sys.executable, "-m", "rfjax.main", *config, f"--workdir={killed}"],
+                          cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL)
+  saved = os.path.join(killed, "polynomial_sgd", "checkpoints", "*", "[0-9]*")
+  deadline = time.time() + 300
+  while not [p for p in glob.glob(saved) if p.rsplit("/", 1)[1].isdigit()]:
+    assert time.time() < deadline and proc.poll() is None, "no checkpoint was written"
+    time.sleep(0.05)
+  proc.send_signal(signal.SIGKILL)               # mid-training: steps 100..400 remain
+  proc.wait()
+  assert not (killed / "polynomial_sgd" / "results.jsonl").exists() or \
+      not (killed / "polynomial_sgd" / "results.jsonl").read_text()
+  res = _rfjax(*config, f"--workdir={killed}")
+  assert res.returncode == 0, res.stderr[-2000:]
+  assert "polynomial_sgd r=64: resuming at step " in res.stderr
+  want = (ref / "polynomial_sgd" / "results.jsonl").read_text()
+  assert (killed / "polynomial_sgd" / "results.jsonl").read_text() == want
+  assert not glob.glob(os.path.join(killed, "polynomial_sgd", "checkpoints", "*"))

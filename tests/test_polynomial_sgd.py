@@ -42,3 +42,55 @@ def test_validation(field, value):
   config[field] = value
   with pytest.raises(validation.ConfigError):
     polynomial_sgd.validate(config)
+
+
+def _tiny_config(checkpoint_every):
+  config = cfg.get_config("smoke")
+  config.widths, config.num_seeds, config.steps, config.log_every = (16,), 2, 200, 50
+  config.n_test, config.n_probe, config.n_fit, config.fit_iters = 64, 16, 64, 10
+  config.checkpoint_every = checkpoint_every
+  return config
+
+
+def test_training_in_segments_matches_one_run():
+  key = jax.random.key(3)
+  whole = polynomial_sgd.run_cell(_tiny_config(0), dict(r=16), key)
+  parts = polynomial_sgd.run_cell(_tiny_config(50), dict(r=16), key)
+  assert [sorted(r) for r in parts] == [sorted(r) for r in whole]
+  for p, w in zip(parts, whole):
+    for k, v in w.items():
+      if isinstance(v, float):               # separate programs: float32 rounding only
+        np.testing.assert_allclose(p[k], v, rtol=1e-6, atol=1e-7, err_msg=k)
+      else:
+        assert p[k] == v
+
+
+def test_a_cell_resumes_from_its_last_checkpoint(tmp_path, monkeypatch):
+  from rfjax import sweep
+  config, key, ckpt = _tiny_config(50), jax.random.key(4), str(tmp_path / "ckpt")
+  segments = []
+  over_seeds = sweep.over_seeds
+
+  def counting(fn, keys, *args, **kw):
+    if getattr(fn, "func", None) is polynomial_sgd._segment_seed:
+      segments.append(int(args[-1]))         # the segment's first log index
+    return over_seeds(fn, keys, *args, **kw)
+
+  monkeypatch.setattr(sweep, "over_seeds", counting)
+  first = polynomial_sgd.run_cell(config, dict(r=16), key, checkpoint_dir=ckpt)
+  assert segments == [0, 1, 2, 3]
+  # A killed run leaves its last save (steps 150 of 200; the last segment is not saved).
+  assert sorted(os.listdir(ckpt)) == ["150"]
+  resumed = polynomial_sgd.run_cell(config, dict(r=16), key, checkpoint_dir=ckpt)
+  assert segments[4:] == [3]                 # only the last segment was trained again
+  assert resumed == first
+  assert polynomial_sgd.run_cell(config, dict(r=16), key) == first   # no checkpoints
+
+
+def test_checkpoint_every_must_fit_the_log_grid():
+  for bad in (30, 75, -50):
+    config = _tiny_config(bad)
+    with pytest.raises(validation.ConfigError, match="checkpoint_every"):
+      polynomial_sgd.validate(config)
+  polynomial_sgd.validate(_tiny_config(0))
+  polynomial_sgd.validate(_tiny_config(100))

@@ -134,3 +134,34 @@ def test_bad_regime_loss_and_steps():
   with pytest.raises(ValueError, match="multiple"):
     training.train(tr, networks.init(net, jax.random.key(0), 2), jax.random.key(1), _sample,
                    steps=10, log_every=3, x_test=None, y_test=None, x_probe=None)
+
+
+def test_train_in_two_segments_takes_the_same_steps_as_one_run():
+  net = networks.make(r=6, activation="sincos", dtype=jnp.float64)
+  p0 = networks.init(net, jax.random.key(1), 3)
+  tr = training.make_trainer(net, "full", lr=0.2, loss="hinge")
+  x_test = jax.random.normal(jax.random.key(2), (16, 3), jnp.float64)
+  y_test = jnp.sign(x_test[:, 0])
+
+  def sample(key):
+    x = jax.random.normal(key, (2, 3), jnp.float64)
+    return x, jnp.sign(x[:, 0])
+
+  data = dict(x_test=x_test, y_test=y_test, x_probe=x_test[:4])
+  whole, logs = training.train(tr, p0, jax.random.key(3), sample, steps=40, log_every=10,
+                               **data)
+  state = tr.init(p0)
+  state, first = training.train_segment(tr, state, jax.random.key(3), sample, start_log=0,
+                                        num_logs=1, log_every=10, **data)
+  state, rest = training.train_segment(tr, state, jax.random.key(3), sample,
+                                       start_log=jnp.int32(1), num_logs=3, log_every=10, **data)
+  chex.assert_trees_all_close(state.params, whole.params, rtol=1e-12)
+  for k in logs:
+    np.testing.assert_allclose(np.concatenate([first[k], rest[k]]), logs[k][1:], rtol=1e-12,
+                               err_msg=k)
+  # A segment started at the wrong step draws other batches: the check can fail.
+  other, _ = training.train_segment(tr, tr.init(p0), jax.random.key(3), sample, start_log=1,
+                                    num_logs=1, log_every=10, **data)
+  same, _ = training.train_segment(tr, tr.init(p0), jax.random.key(3), sample, start_log=0,
+                                   num_logs=1, log_every=10, **data)
+  assert not np.allclose(other.params["params"]["w"], same.params["params"]["w"])

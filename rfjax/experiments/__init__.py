@@ -26,6 +26,9 @@ class Experiment(NamedTuple):
   run_cell: Callable[[mlc.ConfigDict, dict[str, Any], jax.Array], list[Row]]
   summarize: Callable[[mlc.ConfigDict, list[Row]], dict[str, Any]]
   claim: str = ""
+  # True if run_cell takes `checkpoint_dir=`: a directory (kept by the runner until the
+  # cell's rows are written) where it saves long computations and resumes them from.
+  checkpoints: bool = False
 
 
 EXPERIMENTS: registry.Registry[Experiment] = registry.Registry("experiment")

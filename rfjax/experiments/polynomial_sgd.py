@@ -17,12 +17,14 @@ from __future__ import annotations
 import functools
 import itertools
 import math
+import os
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import ml_collections as mlc
 import numpy as np
+from absl import logging
 
 from rfjax import activations
 from rfjax import distributions
@@ -86,17 +88,33 @@ def _sample(key, J_md, c_m, *, d, batch):
   return x, jnp.sign(polynomial(x, J_md, c_m))
 
 
-def _one_seed(key: jax.Array, J_md: jax.Array, c_m: jax.Array, radii_B: jax.Array, *,
-              d: int, r: int, activation: str, lr: float, steps: int, log_every: int,
-              batch: int, n_test: int, n_probe: int, n_fit: int, fit_iters: int,
-              mu: float):
+def _data(key: jax.Array, J_md: jax.Array, c_m: jax.Array, *, d: int, batch: int,
+          n_test: int):
+  """Per-seed keys and data: (k_init, k_data, k_fit, sample, x_test, y_test)."""
   k_init, k_data, k_test, k_fit = jax.random.split(key, 4)
   x_test = distributions.ball(k_test, n_test, d)
   y_test = jnp.sign(polynomial(x_test, J_md, c_m))
   sample = functools.partial(_sample, J_md=J_md, c_m=c_m, d=d, batch=batch)
+  return k_init, k_data, k_fit, sample, x_test, y_test
+
+
+def _one_seed(key: jax.Array, J_md: jax.Array, c_m: jax.Array, radii_B: jax.Array, *,
+              d: int, r: int, activation: str, lr: float, steps: int, log_every: int,
+              batch: int, n_test: int, n_probe: int, n_fit: int, fit_iters: int,
+              mu: float):
+  k_init, k_data, k_fit, sample, x_test, y_test = _data(key, J_md, c_m, d=d, batch=batch,
+                                                        n_test=n_test)
   logs, _, p0 = three_regimes(k_init, k_data, sample, d=d, r=r, activation=activation,
                               lr=lr, steps=steps, log_every=log_every, loss="hinge",
                               x_test=x_test, y_test=y_test, x_probe=x_test[:n_probe])
+  return logs, _best_readout(k_fit, p0, J_md, c_m, radii_B, x_test, y_test, d=d, r=r,
+                             activation=activation, n_fit=n_fit, fit_iters=fit_iters, mu=mu)
+
+
+def _best_readout(k_fit: jax.Array, p0, J_md: jax.Array, c_m: jax.Array,
+                  radii_B: jax.Array, x_test: jax.Array, y_test: jax.Array, *, d: int,
+                  r: int, activation: str, n_fit: int, fit_iters: int, mu: float):
+  """Fit and test hinge of the best readout U* on W_0's features, per radius [B] each."""
   # L_D(W_0, U*): best hinge readout in the ball ‖U‖ ≤ C/√r on the frozen features, in
   # float64 and in the n-dim row space of Φ (Φ = A S Bᵀ, u = B v, ‖u‖ = ‖v‖; the part of u
   # orthogonal to the rows only adds norm), so each iteration costs n², not n·r.
@@ -110,12 +128,110 @@ def _one_seed(key: jax.Array, J_md: jax.Array, c_m: jax.Array, radii_B: jax.Arra
   fit = solvers.hinge_ball_fit(a_nn * jnp.where(keep, s_n, 0.0)[None, :], y_fit,
                                radii_B.astype(jnp.float64) / math.sqrt(r), mu=mu,
                                num_iters=fit_iters)
-  coef_Bn = (fit.u_Br * jnp.where(keep, 1 / jnp.where(keep, s_n, 1.0), 0.0)[None, :]) @ a_nn.T
+  coef_Bn = jnp.matmul(fit.u_Br * jnp.where(keep, 1 / jnp.where(keep, s_n, 1.0), 0.0)[None, :],
+                       a_nn.T, precision=_HI)
   kx_tn = jnp.matmul(networks.hidden(w0, x_test.astype(jnp.float64), activation), phi_fit.T,
                       precision=_HI)
-  out_test = kx_tn @ coef_Bn.T                                        # [n_test, B]
+  out_test = jnp.matmul(kx_tn, coef_Bn.T, precision=_HI)             # [n_test, B]
   test_hinge_B = jnp.mean(training.hinge(y_test[:, None].astype(jnp.float64), out_test), 0)
-  return logs, dict(fit_hinge=fit.hinge_B, test_hinge=test_hinge_B)
+  return dict(fit_hinge=fit.hinge_B, test_hinge=test_hinge_B)
+
+
+# ---------------------------------------------------------------------------------------
+# The same run in segments of `checkpoint_every` steps (train_segment continues the very
+# same sample stream), with the training state of all seeds saved by orbax between them.
+
+
+def _trainers(r: int, activation: str, lr: float) -> tuple[networks.TwoLayer, dict]:
+  net = networks.make(r, activation)
+  return net, {g: training.make_trainer(net, g, lr=lr, loss="hinge") for g in training.REGIMES}
+
+
+def _start_seed(key: jax.Array, J_md: jax.Array, c_m: jax.Array, *, d: int, r: int,
+                activation: str, lr: float, batch: int, n_test: int, n_probe: int):
+  """({regime: TrainState at step 0}, {regime: metrics at step 0}) of one seed."""
+  k_init, _, _, _, x_test, y_test = _data(key, J_md, c_m, d=d, batch=batch, n_test=n_test)
+  net, trainers = _trainers(r, activation, lr)
+  p0 = networks.init(net, k_init, d)
+  states = {g: tr.init(p0) for g, tr in trainers.items()}
+  first = {g: training.metrics(tr, states[g], x_test, y_test, x_test[:n_probe], "hinge")
+           for g, tr in trainers.items()}
+  return states, first
+
+
+def _segment_seed(key: jax.Array, states: dict, J_md: jax.Array, c_m: jax.Array,
+                  start_log: jax.Array, *, d: int, r: int, activation: str, lr: float,
+                  batch: int, n_test: int, n_probe: int, num_logs: int, log_every: int):
+  """Every regime num_logs·log_every steps further: (states, {regime: logs [num_logs]})."""
+  _, k_data, _, sample, x_test, y_test = _data(key, J_md, c_m, d=d, batch=batch,
+                                               n_test=n_test)
+  _, trainers = _trainers(r, activation, lr)
+  out_states, logs = {}, {}
+  for g, tr in trainers.items():
+    out_states[g], logs[g] = training.train_segment(
+        tr, states[g], k_data, sample, start_log=start_log, num_logs=num_logs,
+        log_every=log_every, x_test=x_test, y_test=y_test, x_probe=x_test[:n_probe])
+  return out_states, logs
+
+
+def _fit_seed(key: jax.Array, J_md: jax.Array, c_m: jax.Array, radii_B: jax.Array, *,
+              d: int, r: int, activation: str, batch: int, n_test: int, n_fit: int,
+              fit_iters: int, mu: float):
+  k_init, _, k_fit, _, x_test, y_test = _data(key, J_md, c_m, d=d, batch=batch, n_test=n_test)
+  p0 = networks.init(networks.make(r, activation), k_init, d)
+  return _best_readout(k_fit, p0, J_md, c_m, radii_B, x_test, y_test, d=d, r=r,
+                       activation=activation, n_fit=n_fit, fit_iters=fit_iters, mu=mu)
+
+
+def _checkpoint_manager(directory: str):
+  import orbax.checkpoint as ocp        # only runs that checkpoint pay for the import
+  options = ocp.CheckpointManagerOptions(max_to_keep=1, enable_async_checkpointing=False,
+                                         cleanup_tmp_directories=True)
+  return ocp, ocp.CheckpointManager(os.path.abspath(directory), options=options)
+
+
+def _train_in_segments(config: mlc.ConfigDict, r: int, keys: jax.Array, J_md: jax.Array,
+                       c_m: jax.Array, checkpoint_dir: str | None) -> dict:
+  """The three regimes' logs {regime: {metric: [s, steps // log_every + 1]}}, trained in
+  segments of checkpoint_every steps; with checkpoint_dir, the states and logs so far are
+  saved after every segment but the last, and a run continues from the latest save."""
+  common = dict(d=config.d, r=r, activation=config.activation, lr=config.lr_times_r / r,
+                batch=config.batch, n_test=config.n_test, n_probe=config.n_probe)
+  states, first = sweep.over_seeds(functools.partial(_start_seed, **common), keys, J_md, c_m)
+  total = config.steps // config.log_every
+  per = config.checkpoint_every // config.log_every
+  logs = {g: {k: np.zeros((keys.shape[0], total + 1), v.dtype) for k, v in m.items()}
+          for g, m in first.items()}
+  for g, m in first.items():
+    for k, v in m.items():
+      logs[g][k][:, 0] = v
+  leaves, treedef = jax.tree.flatten(states)
+  done, manager = 0, None
+  if checkpoint_dir:
+    ocp, manager = _checkpoint_manager(checkpoint_dir)
+    step = manager.latest_step()
+    if step is not None:
+      saved = manager.restore(step, args=ocp.args.StandardRestore(dict(leaves=leaves, logs=logs)))
+      states = jax.tree.unflatten(treedef, [np.asarray(a) for a in saved["leaves"]])
+      logs = jax.tree.map(np.array, saved["logs"])
+      done = step // config.log_every
+      logging.info("%s r=%d: resuming at step %d from %s", NAME, r, step, checkpoint_dir)
+  segment = functools.partial(_segment_seed, num_logs=per, log_every=config.log_every,
+                              **common)
+  while done < total:
+    states, seg = sweep.over_seeds(segment, keys, J_md, c_m, jnp.int32(done),
+                                   per_seed=(states,))
+    for g, m in seg.items():
+      for k, v in m.items():
+        logs[g][k][:, done + 1:done + 1 + per] = v
+    done += per
+    if manager is not None and done < total:
+      manager.save(done * config.log_every, args=ocp.args.StandardSave(
+          dict(leaves=jax.tree.leaves(states), logs=logs)))
+      manager.wait_until_finished()
+  if manager is not None:
+    manager.close()
+  return logs
 
 
 def validate(config: mlc.ConfigDict) -> None:
@@ -127,6 +243,12 @@ def validate(config: mlc.ConfigDict) -> None:
   validation.positive_ints("log_every", config.log_every)
   if config.steps % config.log_every:
     raise validation.ConfigError("log_every", f"must divide steps={config.steps}")
+  validation.positive_ints("checkpoint_every", config.checkpoint_every, minimum=0)
+  if config.checkpoint_every and (config.checkpoint_every % config.log_every
+                                  or config.steps % config.checkpoint_every):
+    raise validation.ConfigError(
+        "checkpoint_every", f"must be 0 (off) or a multiple of log_every={config.log_every} "
+        f"that divides steps={config.steps}, got {config.checkpoint_every}")
   validation.positive_ints("batch", config.batch)
   validation.positive_floats("lr_times_r", config.lr_times_r)
   validation.positive_ints("n_test", config.n_test)
@@ -154,18 +276,28 @@ def _radii(config: mlc.ConfigDict) -> np.ndarray:
   return np.array(sorted(set(config.C_grid) | {config.C}), np.float32)
 
 
-def run_cell(config: mlc.ConfigDict, cell: dict[str, Any], key: jax.Array) -> list[dict]:
+def run_cell(config: mlc.ConfigDict, cell: dict[str, Any], key: jax.Array,
+             checkpoint_dir: str | None = None) -> list[dict]:
+  """Rows of one width. With config.checkpoint_every > 0 the training runs in segments
+  (the same steps), saved under checkpoint_dir (if given) and resumed from there."""
   r = cell["r"]
   J, c = random_polynomial(config.seed, config.d, config.degree)
-  radii = _radii(config)
-  fn = functools.partial(
-      _one_seed, d=config.d, r=r, activation=config.activation, lr=config.lr_times_r / r,
-      steps=config.steps, log_every=config.log_every, batch=config.batch,
-      n_test=config.n_test, n_probe=config.n_probe, n_fit=config.n_fit,
-      fit_iters=config.fit_iters, mu=config.fit_mu)
-  logs, fit = sweep.over_seeds(fn, sweep.seed_keys(key, config.num_seeds),
-                               jnp.asarray(J, jnp.float32), jnp.asarray(c, jnp.float32),
-                               jnp.asarray(radii))
+  J, c = jnp.asarray(J, jnp.float32), jnp.asarray(c, jnp.float32)
+  radii = jnp.asarray(_radii(config))
+  keys = sweep.seed_keys(key, config.num_seeds)
+  if config.checkpoint_every:
+    logs = _train_in_segments(config, r, keys, J, c, checkpoint_dir)
+    fit = sweep.over_seeds(functools.partial(
+        _fit_seed, d=config.d, r=r, activation=config.activation, batch=config.batch,
+        n_test=config.n_test, n_fit=config.n_fit, fit_iters=config.fit_iters,
+        mu=config.fit_mu), keys, J, c, radii)
+  else:
+    fn = functools.partial(
+        _one_seed, d=config.d, r=r, activation=config.activation, lr=config.lr_times_r / r,
+        steps=config.steps, log_every=config.log_every, batch=config.batch,
+        n_test=config.n_test, n_probe=config.n_probe, n_fit=config.n_fit,
+        fit_iters=config.fit_iters, mu=config.fit_mu)
+    logs, fit = sweep.over_seeds(fn, keys, J, c, radii)
   rows = []
   steps = np.arange(config.steps // config.log_every + 1) * config.log_every
   for seed in range(config.num_seeds):
@@ -255,4 +387,4 @@ def summarize(config: mlc.ConfigDict, rows: list[dict]) -> dict[str, Any]:
 
 experiments.EXPERIMENTS.register(NAME, experiments.Experiment(
     validate=validate, cells=cells, run_cell=run_cell, summarize=summarize,
-    claim="SGD learns low-degree polynomials (Thms 3.1, 3.2)"))
+    claim="SGD learns low-degree polynomials (Thms 3.1, 3.2)", checkpoints=True))

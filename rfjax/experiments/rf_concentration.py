@@ -46,8 +46,9 @@ def _one_seed(key: jax.Array, x_nd: jax.Array, f_n: jax.Array, b_t: jax.Array, *
     key_c, count = inp
     w_cd = jax.random.uniform(key_c, (chunk, d), jnp.float64, -1.0, 1.0) / math.sqrt(d)
     g_c = legendre.g(cons.j_td, b_t, w_cd)                                 # [c], float64
-    phi_nc = act.fn(jnp.dot(x32, w_cd.astype(jnp.float32).T))              # [n, c], float32
-    acc_n = acc_n + jnp.dot(phi_nc, g_c.astype(jnp.float32)).astype(jnp.float64)
+    hi = jax.lax.Precision.HIGHEST                      # no bf16/TF32 passes on TPU/GPU
+    phi_nc = act.fn(jnp.dot(x32, w_cd.astype(jnp.float32).T, precision=hi))  # [n, c], f32
+    acc_n = acc_n + jnp.dot(phi_nc, g_c.astype(jnp.float32), precision=hi).astype(jnp.float64)
     err = jnp.max(jnp.abs(acc_n / (count * chunk) - f_n))
     return acc_n, err
 

@@ -53,18 +53,23 @@ def _identity(fn: Callable[..., Any]) -> Any:
 
 
 def _compiled(fn: Callable[..., Any], num_args: int, jit: bool, n_dev: int = 1,
-              batched: bool = True, num_per_seed: int = 0) -> Callable[..., Any]:
+              batched: bool = True, num_per_seed: int = 0,
+              batch_size: int | None = None) -> Callable[..., Any]:
   """jit(vmap(fn)) (or plain vmap; or jit(fn) / fn unbatched) built once per
   (fn, bound static values, arity, device count). On several devices the vmapped
   function runs under shard_map: each device computes its own slice of the seeds with
   the per-seed program unchanged (no sharding propagation into fn's operations, so
   every primitive, QR and eigh included, works as on one device). check_vma is off so
   that per-seed code need not mark which values vary over seeds (e.g. a lax.scan carry
-  that starts from a replicated input)."""
-  ident = (_identity(fn), num_args, jit, n_dev, batched, num_per_seed)
+  that starts from a replicated input). With batch_size, each device maps over its seeds
+  in groups of batch_size (lax.map): one group's memory at a time instead of all seeds'."""
+  ident = (_identity(fn), num_args, jit, n_dev, batched, num_per_seed, batch_size)
   if ident not in _COMPILED:
     split = (0,) * (1 + num_per_seed)
     one = jax.vmap(fn, in_axes=split + (None,) * num_args) if batched else fn
+    if batched and batch_size is not None:
+      k = len(split)
+      one = lambda *a: jax.lax.map(lambda xs: fn(*xs, *a[k:]), a[:k], batch_size=batch_size)
     if batched and n_dev > 1:
       one = jax.shard_map(one, mesh=_mesh(),
                           in_specs=(P("seeds"),) * len(split) + (P(),) * num_args,
@@ -85,7 +90,8 @@ def _loop(fn: Callable[..., Any], keys: jax.Array, per_seed: tuple[Any, ...],
 
 
 def over_seeds(fn: Callable[..., Any], keys: jax.Array, *args: Any, jit: bool = True,
-               loop: bool | None = None, per_seed: tuple[Any, ...] = ()) -> Any:
+               loop: bool | None = None, per_seed: tuple[Any, ...] = (),
+               batch_size: int | None = None) -> Any:
   """Runs `fn(key, *args)` for every key with one jit(vmap(fn)), sharded over devices.
 
   The keys are sharded over a `seeds` mesh axis and each device runs vmap(fn) on its
@@ -109,6 +115,9 @@ def over_seeds(fn: Callable[..., Any], keys: jax.Array, *args: Any, jit: bool = 
     jit: compile the whole per-seed computation as one program (see above).
     loop: run a plain Python loop over the keys instead (jit(fn) per key, or fn with
       jit=False), on the default device; None takes the setting of `python_loop()`.
+    batch_size: seeds vmapped at once on a device; groups run one after another in the
+      same program (lax.map), so peak memory is that of batch_size seeds, not of all
+      (e.g. for per-seed features or Gram matrices). None: all of a device's seeds at once.
   Returns:
     The pytree of outputs with a leading seed axis [s, ...], as numpy arrays.
   """
@@ -123,7 +132,9 @@ def over_seeds(fn: Callable[..., Any], keys: jax.Array, *args: Any, jit: bool = 
   if pad:
     batched = jax.tree.map(lambda a: jnp.concatenate([a, jnp.repeat(a[-1:], pad, axis=0)]),
                            batched)
-  run = _compiled(fn, len(args), jit, n_dev, num_per_seed=len(per_seed))
+  if batch_size is not None and batch_size < 1:
+    raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+  run = _compiled(fn, len(args), jit, n_dev, num_per_seed=len(per_seed), batch_size=batch_size)
   if n_dev > 1:
     mesh = _mesh()
     batched = jax.device_put(batched, NamedSharding(mesh, P("seeds")))

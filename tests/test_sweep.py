@@ -128,3 +128,36 @@ def test_per_seed_inputs_follow_their_seed_in_both_paths():
   want = [x_s[s] + 1.0 + float(jax.random.uniform(keys[s])) for s in range(5)]
   np.testing.assert_allclose(vmapped, want, rtol=1e-12)
   np.testing.assert_allclose(looped, want, rtol=1e-12)
+
+
+def _gram_norm(key, *, n, r):
+  x = jax.random.normal(key, (n, r))
+  return jnp.linalg.norm(x.T @ x)
+
+
+def test_batch_size_groups_match_all_at_once_and_cut_memory():
+  keys = sweep.seed_keys(jax.random.key(5), 7)
+  fn = functools.partial(_gram_norm, n=300, r=40)
+  full = sweep.over_seeds(fn, keys)
+  for b in (1, 3, 7, 20):                    # 3 leaves a remainder group
+    np.testing.assert_allclose(sweep.over_seeds(fn, keys, batch_size=b), full, rtol=1e-12)
+  loop = [float(fn(k)) for k in keys]
+  np.testing.assert_allclose(sweep.over_seeds(fn, keys, batch_size=2), loop, rtol=1e-12)
+  big = functools.partial(_gram_norm, n=2000, r=200)
+  keys16 = sweep.seed_keys(jax.random.key(6), 16)
+
+  def temp_bytes(batch_size):
+    run = sweep._compiled(big, 0, True, batch_size=batch_size)  # pylint: disable=protected-access
+    stats = run.lower(keys16).compile().memory_analysis()
+    return None if stats is None else stats.temp_size_in_bytes
+
+  everything, grouped = temp_bytes(None), temp_bytes(2)
+  if everything is not None:
+    per_seed = 2000 * 200 * 8
+    assert everything >= 16 * per_seed and everything > 4 * grouped, (everything, grouped)
+  try:
+    sweep.over_seeds(fn, keys, batch_size=0)
+  except ValueError as e:
+    assert "batch_size" in str(e)
+  else:
+    raise AssertionError("batch_size=0 accepted")

@@ -369,8 +369,8 @@ def main(argv=None) -> int:
   ap.add_argument("--runs", type=int, default=5, help="timed rounds per case (median)")
   ap.add_argument("--n", type=int, default=None, help="ridge: number of samples")
   ap.add_argument("--r", type=int, default=None, help="ridge: number of features")
-  ap.add_argument("--seed-batch", type=int, default=None,
-                  help="sweep: seeds per vmapped group in rfjax (default: sweep.py's choice)")
+  ap.add_argument("--seed-batch", type=int, default=4,
+                  help="sweep: seeds vmapped at once by rfjax (sweep.over_seeds batch_size)")
   ap.add_argument("--scaling-n", default="", help="scaling: comma-separated n (e.g. 1e5,1e6)")
   ap.add_argument("--scaling-r", type=int, default=None, help="scaling: number of features")
   ap.add_argument("--peer-mem-gib", type=float, default=4.0,

@@ -288,7 +288,7 @@ def _sweep_rfjax(p: dict) -> Run:
   keys = sweep.seed_keys(jax.random.key(p["seed"]), p["seeds"])
 
   def run():
-    mse_s = sweep.over_seeds(fit_one, keys)
+    mse_s = sweep.over_seeds(fit_one, keys, batch_size=p["seed_batch"])
     return dict(mean_test_mse=float(np.mean(mse_s)), sd_test_mse=float(np.std(mse_s)))
   return run
 

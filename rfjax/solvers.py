@@ -49,7 +49,7 @@ class BoxFit(NamedTuple):
 # about (k+1)/(2k) of a full product. XLA has no symmetric rank-k update; this recovers most
 # of one with plain dots. Panels of about _PANEL features keep each dot large enough to run
 # near the machine's GEMM rate.
-_PANEL = 256
+_PANEL = 384
 
 
 def gram_blocks(r: int, panel: int | None = None) -> tuple[int, ...]:

@@ -12,7 +12,7 @@ rows never reach `summarize` or the figure; summary.json counts them (`failed_ce
 `failed`), and a claim with failed cells is not reported as holding. On resume an
 error cell counts as done, like any written cell: a run is deterministic in (config,
 seed), so recomputing it would fail the same way. To retry such cells (say, after a
-code fix), delete their lines (those with an "error" field) from results.jsonl.
+code fix), delete their lines (those with a "failure" field) from results.jsonl.
 
 Checkpoints: an experiment registered with `checkpoints=True` gets a directory
 `<experiment>/checkpoints/<cell>/` in which it saves a long computation (orbax) and from
@@ -128,7 +128,7 @@ def run_experiment(config: mlc.ConfigDict, workdir: str) -> dict:
     bad = nonfinite_fields(cell_rows)
     if bad:
       cell_rows = [error_row(key, cell, cell_rows, bad)]
-      logging.warning("%s", cell_rows[0]["error"])
+      logging.warning("%s", cell_rows[0]["failure"])
     for row, row_key in zip(cell_rows, row_keys(key, cell, cell_rows)):
       row["key"] = row_key
     if is_writer:
@@ -141,8 +141,8 @@ def run_experiment(config: mlc.ConfigDict, workdir: str) -> dict:
     return dict(experiment=name, holds=None, measured="written by process 0")
   order = {results.cell_key(name, c): i for i, c in enumerate(grid)}
   rows = sorted((r for r in rows if r["cell"] in order), key=lambda r: order[r["cell"]])
-  failed = [dict(cell=r["cell"], error=r["error"]) for r in rows if "error" in r]
-  rows = [r for r in rows if "error" not in r]
+  failed = [dict(cell=r["cell"], failure=r["failure"]) for r in rows if "failure" in r]
+  rows = [r for r in rows if "failure" not in r]
   figure = os.path.join(outdir, f"{name}.png")
   summary = dict(experiment=name)
   if rows:
@@ -215,7 +215,7 @@ def error_row(cell_key: str, cell: dict, rows: Sequence[dict],
     ids = ", ".join(f"{f}={results.to_json(row[f])}" for f in ROW_ID_FIELDS
                     if f in row and f not in cell)
     where.append(f"{field} = {results.to_json(row[field])}" + (f" ({ids})" if ids else ""))
-  return dict(cell, error=f"{cell_key}: non-finite " + "; ".join(where),
+  return dict(cell, failure=f"{cell_key}: non-finite " + "; ".join(where),
               nonfinite=[field for field, _ in bad], rows_dropped=len(rows))
 
 

@@ -55,6 +55,7 @@ def test_run_is_reproducible_resumes_and_refuses_mixed_configs(tmp_path):
     assert (a / "linear_rf" / name).exists()
   summary = json.loads((a / "linear_rf" / "summary.json").read_text())
   assert {"claim", "prediction", "measured", "holds"} <= set(summary)
+  assert summary["failed_cells"] == 0 and summary["failed"] == []
   assert "linear_rf/linear_rf.png" in (a / "report.md").read_text()
 
   # A rerun computes nothing new and leaves the rows as they were.

@@ -32,7 +32,8 @@ def _run_cell(config, cell, key):
   out = sweep.over_seeds(functools.partial(_one_seed, scale=cell["scale"]),
                          sweep.seed_keys(key, config.num_seeds))
   return [dict(scale=cell["scale"], seed=s, value=float(out["value"][s]),
-               excess=float(out["excess"][s])) for s in range(config.num_seeds)]
+               excess=float(out["excess"][s]), error=float(out["value"][s]) - 1)
+          for s in range(config.num_seeds)]
 
 
 def _summarize(config, rows):
@@ -75,12 +76,13 @@ def test_overflowing_cell_becomes_one_error_row_and_the_sweep_goes_on(probe, tmp
   path = outdir / "results.jsonl"
   rows = results.load_rows(str(path))
   bad_cell = results.cell_key(NAME, dict(scale=100.0))
-  errors = [r for r in rows if "error" in r]
+  errors = [r for r in rows if "failure" in r]
   assert len(errors) == 1 and errors[0]["cell"] == bad_cell
-  assert errors[0]["error"].startswith(bad_cell + ": non-finite value = inf (seed=")
-  assert "excess = nan (seed=0)" in errors[0]["error"]
-  assert errors[0]["nonfinite"] == ["value", "excess"] and errors[0]["rows_dropped"] == 3
-  good = [r for r in rows if "error" not in r]
+  assert errors[0]["failure"].startswith(bad_cell + ": non-finite value = inf (seed=")
+  assert "excess = nan (seed=0)" in errors[0]["failure"]
+  assert errors[0]["nonfinite"] == ["value", "excess", "error"] and errors[0]["rows_dropped"] == 3
+  good = [r for r in rows if "failure" not in r]
+  assert all(r["error"] == r["value"] - 1 for r in good)   # a row field may be named "error"
   assert sorted({r["scale"] for r in good}) == [1.0, 2.0] and len(good) == 6
   # The good cells hold what the computation gives them, independently recomputed.
   root = jax.random.key(0)
@@ -103,7 +105,7 @@ def test_overflowing_cell_becomes_one_error_row_and_the_sweep_goes_on(probe, tmp
   runner.run_all(config, str(tmp_path))
   assert path.read_text() == text
   # Deleting the error row retries that cell alone, which fails the same way again.
-  kept = [l for l in text.splitlines(keepends=True) if '"error"' not in l]
+  kept = [l for l in text.splitlines(keepends=True) if '"failure"' not in l]
   path.write_text("".join(kept))
   runner.run_all(config, str(tmp_path))
   assert sorted(path.read_text().splitlines()) == sorted(text.splitlines())
@@ -117,7 +119,7 @@ def test_a_grid_where_every_cell_fails_still_writes_a_summary(probe, tmp_path):
   assert summary["measured"].endswith("no summary: every cell failed")
   assert not (tmp_path / NAME / f"{NAME}.png").exists()
   rows = results.load_rows(str(tmp_path / NAME / "results.jsonl"))
-  assert len(rows) == 2 and all("non-finite value = inf" in r["error"] for r in rows)
+  assert len(rows) == 2 and all("non-finite value = inf" in r["failure"] for r in rows)
 
 
 def test_nonfinite_fields_sees_nested_values_and_names_the_first_row():

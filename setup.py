@@ -28,7 +28,7 @@ setuptools.setup(
     extras_require={
         # Peers of benchmarks/run.py; the test extra carries them so that the benchmark
         # test really compares rfjax against them.
-        "bench": ["torch==2.13.0", "scikit-learn>=1.4,<2", "scipy>=1.12,<2"],
+        "bench": ["torch==2.13.0", "scikit-learn>=1.4,<2"],
         "test": ["pytest>=8,<10", "torch==2.13.0", "scikit-learn>=1.4,<2"],
     },
     entry_points={"console_scripts": ["rfjax=rfjax.main:entry_point"]},

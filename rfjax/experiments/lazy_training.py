@@ -103,7 +103,8 @@ def _lazy_seed(key: jax.Array, J_md: jax.Array, c_m: jax.Array, *, d: int, r: in
 
 def _neuron_sample(key, w_d, c, *, d, batch):
   x = distributions.gaussian(key, batch, d, dtype=F64)
-  y = jax.nn.relu(x @ w_d - c) / jnp.linalg.norm(w_d)
+  y = jax.nn.relu(jnp.matmul(x, w_d, precision=jax.lax.Precision.HIGHEST) - c) / \
+      jnp.linalg.norm(w_d)
   return jnp.concatenate([x, jnp.ones((batch, 1), F64)], axis=1), y
 
 

@@ -11,6 +11,7 @@ from rfjax import gaussian
 from rfjax import psi
 from rfjax import features
 from rfjax import targets
+from rfjax import linalg
 from rfjax import solvers
 from rfjax import legendre
 from rfjax import networks

@@ -17,6 +17,7 @@ import jax.numpy as jnp
 import optax
 
 from rfjax import distributions
+from rfjax import linalg
 
 _HI = jax.lax.Precision.HIGHEST
 
@@ -235,8 +236,7 @@ def ridge(m: Moments, lam: jax.typing.ArrayLike) -> tuple[jax.Array, jax.Array]:
   G_aug, b_aug = _augmented(m)
   r = m.b_r.shape[0]
   reg = jnp.concatenate([jnp.ones((r,), G_aug.dtype), jnp.zeros((1,), G_aug.dtype)])
-  cf = jax.scipy.linalg.cho_factor(G_aug + lam * jnp.diag(reg), lower=True)
-  u = jax.scipy.linalg.cho_solve(cf, b_aug)
+  u = linalg.cholesky_solve(G_aug + lam * jnp.diag(reg), b_aug)
   return u[:r], u[r]
 
 
@@ -247,7 +247,7 @@ def least_squares(m: Moments, rcond: float | None = None) -> tuple[jax.Array, ja
   r = bc.shape[0]
   if rcond is None:
     rcond = 10 * r * float(jnp.finfo(Gc.dtype).eps)
-  w, V = jnp.linalg.eigh(Gc)
+  w, V = linalg.eigh(Gc)
   keep = w > rcond * jnp.max(w)
   w_inv = jnp.where(keep, 1 / jnp.where(keep, w, 1), 0)
   u = jnp.matmul(V, w_inv * jnp.matmul(V.T, bc, precision=_HI), precision=_HI)

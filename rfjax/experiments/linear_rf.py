@@ -18,6 +18,7 @@ from scipy import stats
 
 from rfjax import experiments
 from rfjax import features
+from rfjax import linalg
 from rfjax import results
 from rfjax import sweep
 from rfjax import validation
@@ -27,7 +28,7 @@ NAME = "linear_rf"
 
 def best_linear_error(w_dr: jax.Array, w_star_d: jax.Array) -> jax.Array:
   """min_u E(Σ u_i <w_i,x> − <w*,x>)² = |P⊥ w*|² for x ~ N(0, I), |w*| = 1. Scalar."""
-  q_dr, _ = jnp.linalg.qr(w_dr)                  # orthonormal basis of span(w_i), r ≤ d
+  q_dr, _ = linalg.qr(w_dr)                  # orthonormal basis of span(w_i), r ≤ d
   proj = jnp.dot(q_dr.T, w_star_d, precision=jax.lax.Precision.HIGHEST)
   return jnp.maximum(1.0 - jnp.sum(proj**2), 0.0)
 

@@ -29,6 +29,7 @@ from absl import logging
 from rfjax import activations
 from rfjax import distributions
 from rfjax import experiments
+from rfjax import linalg
 from rfjax import networks
 from rfjax import results
 from rfjax import solvers
@@ -122,7 +123,7 @@ def _best_readout(k_fit: jax.Array, p0, J_md: jax.Array, c_m: jax.Array,
   x_fit = distributions.ball(k_fit, n_fit, d, dtype=jnp.float64)
   y_fit = jnp.sign(polynomial(x_fit, J_md.astype(jnp.float64), c_m.astype(jnp.float64)))
   phi_fit = networks.hidden(w0, x_fit, activation)
-  evals, a_nn = jnp.linalg.eigh(jnp.matmul(phi_fit, phi_fit.T, precision=_HI))
+  evals, a_nn = linalg.eigh(jnp.matmul(phi_fit, phi_fit.T, precision=_HI))
   s_n = jnp.sqrt(jnp.maximum(evals, 0.0))
   keep = s_n > 1e-7 * jnp.max(s_n)
   fit = solvers.hinge_ball_fit(a_nn * jnp.where(keep, s_n, 0.0)[None, :], y_fit,

@@ -158,9 +158,19 @@ def construct(poly: dict[tuple[int, ...], float], sigma: str, d: int,
   return cons, np.asarray(coefficients(cons, jnp.asarray(alpha)))
 
 
-def g_hat(j_td: np.ndarray, b_t: jax.Array, v_nd: jax.Array, xp=jnp) -> jax.Array:
-  """ĝ(v) = Σ_J b_J Π_i P_{j_i}(v_i) for v in [-1,1]^d; b_t may be [T, s]. [n] or [n, s]."""
-  K = int(j_td.max()) if j_td.size else 0
+def _degree(j_td, K: int | None) -> int:
+  """K if given (needed when j_td is a traced array), else the largest index in j_td."""
+  if K is not None:
+    return K
+  return int(np.max(j_td)) if np.size(j_td) else 0
+
+
+def g_hat(j_td: np.ndarray, b_t: jax.Array, v_nd: jax.Array, xp=jnp,
+          K: int | None = None) -> jax.Array:
+  """ĝ(v) = Σ_J b_J Π_i P_{j_i}(v_i) for v in [-1,1]^d; b_t may be [T, s]. [n] or [n, s].
+
+  j_td may be a traced int array when K (≥ every index in it) is given."""
+  K = _degree(j_td, K)
   table = legendre_table(v_nd, K, xp)                # [n, d, K+1]
   prod = xp.ones((v_nd.shape[0], j_td.shape[0]), v_nd.dtype)
   for i in range(j_td.shape[1]):
@@ -173,10 +183,11 @@ def g(j_td: np.ndarray, b_t: jax.Array, w_nd: jax.Array) -> jax.Array:
   return g_hat(j_td, b_t, w_nd * math.sqrt(w_nd.shape[-1]))
 
 
-def g_hat_chunked(j_td: np.ndarray, b_t: jax.Array, v_nd: jax.Array, chunk: int) -> jax.Array:
+def g_hat_chunked(j_td: np.ndarray, b_t: jax.Array, v_nd: jax.Array, chunk: int,
+                  K: int | None = None) -> jax.Array:
   """g_hat over n = m·chunk points, chunk by chunk (memory O(chunk·T)). [n]."""
   n, d = v_nd.shape
-  out = jax.lax.map(lambda v: g_hat(j_td, b_t, v), v_nd.reshape(n // chunk, chunk, d))
+  out = jax.lax.map(lambda v: g_hat(j_td, b_t, v, K=K), v_nd.reshape(n // chunk, chunk, d))
   return out.reshape(n)
 
 
@@ -196,19 +207,21 @@ def vertices(d: int) -> np.ndarray:
 
 
 def sup_g_estimate(key: jax.Array, j_td: np.ndarray, b_t: jax.Array, *, num: int,
-                   chunk: int, refine: int = 16, steps: int = 40) -> jax.Array:
+                   chunk: int, refine: int = 16, steps: int = 40,
+                   K: int | None = None) -> jax.Array:
   """Lower estimate of sup_{[-1,1]^d}|ĝ|: num uniform points + vertices + projected ascent.
 
   The best `refine` points are refined by normalised gradient ascent on |ĝ| projected onto
-  the cube (step 0.2·0.9^t). Scalar.
+  the cube (step 0.2·0.9^t). j_td may be traced when K is given (see g_hat). Scalar.
   """
   d = j_td.shape[1]
+  K = _degree(j_td, K)
   v = jax.random.uniform(key, (num, d), b_t.dtype, -1.0, 1.0)
-  vals = jnp.abs(g_hat_chunked(j_td, b_t, v, chunk))
+  vals = jnp.abs(g_hat_chunked(j_td, b_t, v, chunk, K))
   vert = jnp.asarray(vertices(d), b_t.dtype)
-  best = jnp.maximum(jnp.max(vals), jnp.max(jnp.abs(g_hat(j_td, b_t, vert))))
+  best = jnp.maximum(jnp.max(vals), jnp.max(jnp.abs(g_hat(j_td, b_t, vert, K=K))))
   start = v[jax.lax.top_k(vals, refine)[1]]
-  grad = jax.vmap(jax.grad(lambda u: jnp.abs(g_hat(j_td, b_t, u[None])[0])))
+  grad = jax.vmap(jax.grad(lambda u: jnp.abs(g_hat(j_td, b_t, u[None], K=K)[0])))
 
   def step(u, t):
     gr = grad(u)
@@ -216,7 +229,7 @@ def sup_g_estimate(key: jax.Array, j_td: np.ndarray, b_t: jax.Array, *, num: int
     return jnp.clip(u + 0.2 * 0.9**t * gr, -1.0, 1.0), None
 
   u, _ = jax.lax.scan(step, start, jnp.arange(steps, dtype=b_t.dtype))
-  return jnp.maximum(best, jnp.max(jnp.abs(g_hat(j_td, b_t, u))))
+  return jnp.maximum(best, jnp.max(jnp.abs(g_hat(j_td, b_t, u, K=K))))
 
 
 def polynomial_eval(i_sd: np.ndarray, alpha_s: jax.Array, x_nd: jax.Array, xp=jnp) -> jax.Array:
@@ -225,11 +238,10 @@ def polynomial_eval(i_sd: np.ndarray, alpha_s: jax.Array, x_nd: jax.Array, xp=jn
   return mono @ alpha_s
 
 
-def integral_poly_coefficients(sigma: str, j_td: np.ndarray, b_t: jax.Array, xp=jnp
-                               ) -> tuple[np.ndarray, jax.Array]:
-  """For polynomial σ: E_v[σ(<v,x>/√d) ĝ(v)] = Σ_I q_I x^I exactly, with
-  q_I = a_{|I|} d^{-|I|/2} binom(|I|,I) Π_i... E[v^I ĝ], E[v^I L_J] = Π_i μ_{i_i,j_i}.
-  Returns (i_sd over |I| ≤ deg σ, q_s)."""
+def integral_poly_map(sigma: str, j_td: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+  """For polynomial σ: E_v[σ(<v,x>/√d) ĝ(v)] = Σ_I q_I x^I exactly with q = q_st @ b, where
+  q_st[I, J] = a_{|I|} d^{-|I|/2} binom(|I|,I) E[v^I L_J] and E[v^I L_J] = Π_i μ_{i_i,j_i}.
+  Returns (i_sd over |I| ≤ deg σ [S, d], q_st [S, T]), numpy float64."""
   act = activations.get(sigma)
   if act.degree is None:
     raise ValueError(f"σ={sigma!r} is not a polynomial")
@@ -240,17 +252,26 @@ def integral_poly_coefficients(sigma: str, j_td: np.ndarray, b_t: jax.Array, xp=
   mu = moment_table(D, max(int(j_td.max()), D))
   e_st = np.prod(mu[i_sd[:, None, :], j_td[None, :, :]], axis=-1)       # E[v^I L_J]
   deg = i_sd.sum(1)
-  pref = (a[deg] * d ** (-deg / 2.0) * multinomial(i_sd)).reshape((-1,) + (1,) * (b_t.ndim - 1))
-  return i_sd, xp.asarray(pref) * (xp.asarray(e_st) @ b_t)
+  return i_sd, (a[deg] * d ** (-deg / 2.0) * multinomial(i_sd))[:, None] * e_st
+
+
+def integral_poly_coefficients(sigma: str, j_td: np.ndarray, b_t: jax.Array, xp=jnp
+                               ) -> tuple[np.ndarray, jax.Array]:
+  """For polynomial σ: (i_sd over |I| ≤ deg σ, q_s) with E_v[σ(<v,x>/√d) ĝ(v)] = Σ_I q_I x^I
+  exactly (integral_poly_map); b_t may be [T, s]."""
+  i_sd, q_st = integral_poly_map(sigma, j_td)
+  return i_sd, xp.asarray(q_st) @ b_t
 
 
 def integral_exponential(sigma: str, j_td: np.ndarray, b_t: jax.Array, x_nd: jax.Array,
-                         nodes: int = 48, xp=jnp) -> jax.Array:
-  """E_v[σ(<v,x>/√d) ĝ(v)] for σ = Σ c e^{βz} by separability and 1-D Gauss–Legendre. [n]."""
+                         nodes: int = 48, xp=jnp, K: int | None = None) -> jax.Array:
+  """E_v[σ(<v,x>/√d) ĝ(v)] for σ = Σ c e^{βz} by separability and 1-D Gauss–Legendre. [n].
+
+  j_td may be a traced int array when K (≥ every index in it) is given."""
   if sigma not in EXPONENTIAL_FORMS:
     raise ValueError(f"no exponential form for σ={sigma!r}; known: {sorted(EXPONENTIAL_FORMS)}")
   d = x_nd.shape[1]
-  K = int(j_td.max()) if j_td.size else 0
+  K = _degree(j_td, K)
   t_q, w_q = np.polynomial.legendre.leggauss(nodes)
   pw_qk = xp.asarray((w_q / 2.0)[:, None] * np.polynomial.legendre.legvander(t_q, K))  # [Q, K+1]
   total = xp.zeros((x_nd.shape[0],) + b_t.shape[1:], xp.complex128)
@@ -262,42 +283,6 @@ def integral_exponential(sigma: str, j_td: np.ndarray, b_t: jax.Array, x_nd: jax
       prod = prod * psi[:, i, :][:, j_td[:, i]]
     total = total + c * (prod @ b_t.astype(xp.complex128))
   return xp.real(total)
-
-
-def sup_g_estimate_batch(rng: np.random.Generator, j_td: np.ndarray, b_ts: np.ndarray, *,
-                         num: int, chunk: int, refine: int = 8, proposals: int = 8,
-                         steps: int = 30) -> np.ndarray:
-  """sup|ĝ| lower estimates for s coefficient vectors at once (points shared). [s].
-
-  num uniform points + the 2^d vertices, then a derivative-free local search from each
-  vector's best `refine` points (Gaussian proposals of radius 0.3·0.85^t, clipped to the cube).
-  """
-  d = j_td.shape[1]
-  b_ts = np.asarray(b_ts, np.float64)
-  v = np.concatenate([rng.uniform(-1.0, 1.0, (num, d)), vertices(d)])
-  vals = np.concatenate([np.abs(g_hat(j_td, b_ts, v[i:i + chunk], np))
-                         for i in range(0, len(v), chunk)])            # [n, s]
-  best = vals.max(0)
-  top = np.argsort(-vals, axis=0)[:refine].T                           # [s, refine]
-  u = v[top]                                                           # [s, refine, d]
-  cur = np.take_along_axis(vals.T, top, axis=1)                        # [s, refine]
-  s_idx = np.arange(b_ts.shape[1])
-  for t in range(steps):
-    prop = np.clip(u[:, :, None] + 0.3 * 0.85**t * rng.normal(size=u.shape[:2] + (proposals, d)),
-                   -1.0, 1.0)                                          # [s, refine, p, d]
-    flat = prop.reshape(-1, d)
-    seed_of = np.repeat(s_idx, refine * proposals)
-    table = legendre_table(flat, int(j_td.max()), np)
-    prod = np.ones((flat.shape[0], j_td.shape[0]))
-    for i in range(d):
-      prod *= table[:, i, :][:, j_td[:, i]]
-    pv = np.abs(np.sum(prod * b_ts.T[seed_of], axis=1)).reshape(prop.shape[:3])
-    arg = pv.argmax(2)
-    cand = np.take_along_axis(pv, arg[..., None], 2)[..., 0]
-    better = cand > cur
-    u = np.where(better[..., None], np.take_along_axis(prop, arg[..., None, None], 2)[:, :, 0], u)
-    cur = np.maximum(cur, cand)
-  return np.maximum(best, cur.max(1))
 
 
 def integral(sigma: str, j_td: np.ndarray, b_t: jax.Array, x_nd: jax.Array, xp=jnp) -> jax.Array:

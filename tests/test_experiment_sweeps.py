@@ -117,19 +117,9 @@ def _assert_rows_close(name: str, got: list[dict], want: list[dict], what: str) 
         assert a == b, f"{what}: row {i} {k}: {a!r} vs {b!r}"
 
 
-# Experiments whose seeds are still an array axis of their own, not over_seeds (strict:
-# the marker must go once they move).
-OWN_SEED_AXIS = {"integral_rep": "numpy float64 cells with seeds as an array axis"}
-
-
-def _params(own_axis_fails: bool = False):
-  out = []
-  for name in experiments.names():
-    marks = [pytest.mark.slow] if name in HEAVY else []
-    if own_axis_fails and name in OWN_SEED_AXIS:
-      marks.append(pytest.mark.xfail(reason=OWN_SEED_AXIS[name], strict=True))
-    out.append(pytest.param(name, marks=marks))
-  return out
+def _params():
+  return [pytest.param(name, marks=[pytest.mark.slow] if name in HEAVY else [])
+          for name in experiments.names()]
 
 
 @pytest.mark.parametrize("name", _params())
@@ -140,7 +130,7 @@ def test_rows_agree_on_1_and_8_devices_and_with_a_python_loop(name, tmp_path_fac
   _assert_rows_close(name, loop["rows"], one["rows"], f"{name}: Python loop vs vmapped")
 
 
-@pytest.mark.parametrize("name", _params(own_axis_fails=True))
+@pytest.mark.parametrize("name", _params())
 def test_every_seed_goes_through_over_seeds(name, tmp_path_factory):
   one, _, _ = _outputs(name, tmp_path_factory)
   for i, cell in enumerate(one["cells"]):

@@ -3,6 +3,7 @@ import importlib.util
 import os
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -32,20 +33,60 @@ def test_smoke_holds():
     assert r["sup_g"] <= r["g_abs_sum"] * (1 + 1e-9) <= r["bound_g"]
 
 
-def test_random_alpha_is_bounded_and_sparse():
-  rng = np.random.default_rng(0)
-  alpha = integral_rep.random_alpha(rng, 5, 20, 4)
-  np.testing.assert_allclose(np.abs(alpha).sum(1), 1.0)
-  assert np.all((alpha != 0).sum(1) == 4)
+def test_random_alpha_is_bounded_sparse_and_masked():
+  mask = np.arange(20) < 12
+  alphas = jax.vmap(lambda k: integral_rep.random_alpha(k, mask, 4))(
+      jax.random.split(jax.random.key(0), 50))
+  alphas = np.asarray(alphas)
+  np.testing.assert_allclose(np.abs(alphas).sum(1), 1.0)
+  assert np.all((alphas != 0).sum(1) == 4)
+  assert np.all(alphas[:, ~mask] == 0)
+  assert len({tuple(np.flatnonzero(a)) for a in alphas}) > 20       # supports vary by seed
+  few = integral_rep.random_alpha(jax.random.key(1), np.arange(6) < 2, 4)
+  assert np.count_nonzero(few) == 2 and np.all(np.asarray(few)[2:] == 0)
 
 
-def test_cell_residual_matches_direct_construction():
-  """The cell's residual for one seed equals construct() + integral() on a dict polynomial."""
-  rng = np.random.default_rng(3)
-  out = integral_rep._cell_numbers(rng, sigma="exp", d=3, k=2, K=4, num_seeds=2, num_terms=3,
-                                   num_sup=256, num_test=256, chunk=128)
+@pytest.mark.parametrize("sigma,k,K", [("exp", 2, 4), ("poly3", 1, 3)])
+def test_padded_cell_matches_its_own_construction(sigma, k, K):
+  """A cell written over the group's larger monomial and product sets (k_max = 3, K_max = 6
+  for exp) gives the b_J, sup and residual of prepare(σ, d, k, K) on the same α."""
+  d = 3
+  k_max, K_max = (3, 6) if sigma == "exp" else (3, 3)
+  group = integral_rep._group(sigma, d, k_max, K_max)
+  inputs = integral_rep._cell_inputs(sigma, d, k, K, group)
+  cons = legendre.prepare(sigma, d, k, K)
+  # the cell's candidates are the group's masked ones, in the same order
+  np.testing.assert_array_equal(group.i_sd[inputs["mask_s"]], cons.i_sd)
+  k_alpha, k_sup = jax.random.split(jax.random.key(2))      # as the seed program splits
+  alpha = np.asarray(integral_rep.random_alpha(k_alpha, inputs["mask_s"], 3))
+  b_group = inputs["map_ts"] @ alpha
+  b_cell = cons.map_ts @ alpha[inputs["mask_s"]]
+  row = {tuple(j): t for t, j in enumerate(group.j_td.tolist())}
+  idx = [row[tuple(j)] for j in cons.j_td.tolist()]
+  np.testing.assert_allclose(b_group[idx], b_cell, rtol=1e-13, atol=1e-13)
+  assert np.all(np.delete(b_group, idx) == 0)
+  # the seed program's numbers against the cell's own construction
+  x = jax.random.normal(jax.random.key(3), (64, d), jnp.float64) / 2.0
+  out = integral_rep._one_seed(
+      jax.random.key(2), x, jax.tree.map(jnp.asarray, inputs), sigma=sigma, d=d,
+      k_max=k_max, K_max=K_max, num_terms=3, num_sup=512, chunk=32)
+  np.testing.assert_allclose(out["g_abs_sum"], np.abs(b_cell).sum(), rtol=1e-13)
+  fx = legendre.integral(sigma, cons.j_td, jnp.asarray(b_cell), x)
+  px = legendre.polynomial_eval(cons.i_sd, jnp.asarray(alpha[inputs["mask_s"]]), x)
+  np.testing.assert_allclose(out["residual"], np.abs(np.asarray(fx - px)).max(),
+                             rtol=1e-9, atol=1e-13)
+  sup = legendre.sup_g_estimate(k_sup, cons.j_td, jnp.asarray(b_cell), num=512, chunk=32)
+  np.testing.assert_allclose(out["sup_g"], sup, rtol=1e-12)
+
+
+def test_cell_numbers_bounded():
+  out = integral_rep._cell_numbers(jax.random.key(3), sigma="exp", d=3, k=2, K=4, k_max=2,
+                                   K_max=4, num_seeds=2, num_terms=3, num_sup=256,
+                                   num_test=256, chunk=128)
   assert np.all(out["residual"] > 1e-8) and np.all(out["residual"] < 0.1)
   assert np.all(out["p_sup"] <= 1 + 1e-12)
+  assert np.all(out["sup_g"] <= out["g_abs_sum"] * (1 + 1e-12))
+  assert np.all(out["g_abs_sum"] <= out["bound_g"])
 
 
 def test_validation_errors():

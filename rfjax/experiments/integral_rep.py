@@ -11,14 +11,17 @@ for ‖x‖ ≤ 1, rigorously). The construction of PAPER.md §3.4 gives ĝ; per
   residual  max over test points (half on the unit sphere, half in the ball) of
             |E_w[g(w)σ(<w,x>)] − P(x)|, the integral computed exactly (legendre.integral).
 
-Seeds are an array axis, not sweep.over_seeds: a jitted per-seed program costs 6–14 s of
-XLA compile per cell (each (σ, d, k, K) has its own shapes; 147 cells), against < 1 s of
-work, so a cell runs in numpy float64 with the random polynomials of all seeds stacked
-([T, s] coefficient matrix) and the sample / test points shared by the seeds.
+Seeds go through sweep.over_seeds: each seed draws its polynomial and its sup-search points
+from its own key; the residual's test points (half on the unit sphere, half in the ball) are
+shared by the seeds of a cell. Cells of one (σ, d) share one compiled program: ĝ is written
+over all Legendre products of degree ≤ the largest K of the config (the products a cell's K
+leaves out get b_J = 0) and P over the candidate monomials of degree ≤ max(ks) (a cell's k
+masks the rest), so the cell's numbers are inputs, not program constants.
 """
 from __future__ import annotations
 
-from typing import Any
+import functools
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -26,48 +29,101 @@ import ml_collections as mlc
 import numpy as np
 
 from rfjax import activations
+from rfjax import distributions
 from rfjax import experiments
 from rfjax import legendre
 from rfjax import results
+from rfjax import sweep
 from rfjax import validation
 
 NAME = "integral_rep"
 
 
-def random_alpha(rng: np.random.Generator, num_seeds: int, num_candidates: int,
-                 num_terms: int) -> np.ndarray:
-  """Per seed: num_terms nonzero coefficients over the candidates, Σ|α| = 1. [s, S]."""
-  m = min(num_terms, num_candidates)
-  chosen = np.argsort(rng.random((num_seeds, num_candidates)), axis=1)[:, :m]
-  alpha = np.zeros((num_seeds, num_candidates))
-  np.put_along_axis(alpha, chosen, rng.uniform(-1.0, 1.0, (num_seeds, m)), axis=1)
-  return alpha / np.abs(alpha).sum(1, keepdims=True)
+def random_alpha(key: jax.Array, mask_s: jax.Array, num_terms: int) -> jax.Array:
+  """num_terms of the candidates where mask_s holds (all of them if fewer), coefficients
+  U[-1, 1], scaled to Σ|α| = 1; zero elsewhere. [S] float64."""
+  k_pick, k_coef = jax.random.split(key)
+  mask_s = jnp.asarray(mask_s)
+  S = mask_s.shape[0]
+  m = min(num_terms, S)
+  score = jnp.where(mask_s, jax.random.uniform(k_pick, (S,), jnp.float64), 2.0)
+  chosen = jnp.argsort(score)[:m]
+  coef = jax.random.uniform(k_coef, (m,), jnp.float64, -1.0, 1.0) * mask_s[chosen]
+  alpha = jnp.zeros((S,), jnp.float64).at[chosen].set(coef)
+  return alpha / jnp.sum(jnp.abs(alpha))
 
 
-def _cell_numbers(rng: np.random.Generator, *, sigma: str, d: int, k: int, K: int,
-                  num_seeds: int, num_terms: int, num_sup: int, num_test: int,
+class _Group(NamedTuple):
+  """What the cells of one (σ, d) share: candidate monomials and Legendre products."""
+  i_sd: np.ndarray            # candidate monomials of P, |I| ≤ k_max, supported by σ. [S, d]
+  j_td: np.ndarray            # Legendre products of ĝ, |J| ≤ K_max. [T, d]
+  K_max: int
+
+
+def _group(sigma: str, d: int, k_max: int, K_max: int) -> _Group:
+  return _Group(legendre.prepare(sigma, d, k_max, K_max).i_sd,
+                legendre.multi_indices(d, K_max), K_max)
+
+
+def _cell_inputs(sigma: str, d: int, k: int, K: int, group: _Group) -> dict[str, np.ndarray]:
+  """The cell's construction written over the group's monomials and products:
+  map_ts (b = map_ts @ α; zero rows for |J| > K), mask_s (|I| ≤ k), and for polynomial σ
+  q_st (the integral's coefficients q = q_st @ b)."""
+  cons = legendre.prepare(sigma, d, int(group.i_sd.sum(1).max()), K)
+  row = {tuple(j): t for t, j in enumerate(group.j_td.tolist())}
+  map_ts = np.zeros((len(group.j_td), len(group.i_sd)))
+  map_ts[[row[tuple(j)] for j in cons.j_td.tolist()]] = cons.map_ts
+  out = dict(map_ts=map_ts, mask_s=group.i_sd.sum(1) <= k)
+  if activations.get(sigma).degree is not None:
+    out["q_st"] = legendre.integral_poly_map(sigma, group.j_td)[1]
+  return out
+
+
+def _one_seed(key: jax.Array, x_nd: jax.Array, inputs: dict[str, jax.Array], *, sigma: str,
+              d: int, k_max: int, K_max: int, num_terms: int, num_sup: int,
+              chunk: int) -> dict[str, jax.Array]:
+  """One random P of the cell: its ĝ's sup (lower estimate), Σ|b_J|, max |α_I|, and the
+  residual max |E_w[g σ] − P| and max |P| over the shared test points x [n, d]. Scalars."""
+  group = _group(sigma, d, k_max, K_max)
+  k_alpha, k_sup = jax.random.split(key)
+  alpha_s = random_alpha(k_alpha, inputs["mask_s"], num_terms)
+  b_t = jnp.matmul(inputs["map_ts"], alpha_s, precision=jax.lax.Precision.HIGHEST)
+  sup_g = legendre.sup_g_estimate(k_sup, group.j_td, b_t, num=num_sup, chunk=chunk, K=K_max)
+  if "q_st" in inputs:
+    i_int = legendre.multi_indices(d, activations.get(sigma).degree)
+    q_s = jnp.matmul(inputs["q_st"], b_t, precision=jax.lax.Precision.HIGHEST)
+
+  def chunk_max(carry, x_cd):
+    if "q_st" in inputs:
+      fx = legendre.polynomial_eval(i_int, q_s, x_cd)
+    else:
+      fx = legendre.integral_exponential(sigma, group.j_td, b_t, x_cd, K=K_max)
+    px = legendre.polynomial_eval(group.i_sd, alpha_s, x_cd)
+    return (jnp.maximum(carry[0], jnp.max(jnp.abs(fx - px))),
+            jnp.maximum(carry[1], jnp.max(jnp.abs(px)))), None
+
+  zero = jnp.zeros((), jnp.float64)
+  (residual, p_sup), _ = jax.lax.scan(chunk_max, (zero, zero), x_nd.reshape(-1, chunk, d))
+  return dict(sup_g=sup_g, g_abs_sum=jnp.sum(jnp.abs(b_t)), residual=residual, p_sup=p_sup,
+              alpha_max=jnp.max(jnp.abs(alpha_s)))
+
+
+def _cell_numbers(key: jax.Array, *, sigma: str, d: int, k: int, K: int, k_max: int,
+                  K_max: int, num_seeds: int, num_terms: int, num_sup: int, num_test: int,
                   chunk: int) -> dict[str, np.ndarray]:
-  """All seeds of one cell at once (seeds are an array axis; points are shared). [s] each."""
-  cons = legendre.prepare(sigma, d, k, K)
-  alpha_ss = random_alpha(rng, num_seeds, len(cons.i_sd), num_terms)        # [s, S]
-  b_ts = np.asarray(cons.map_ts @ alpha_ss.T)                               # [T, s]
-  sup_g = legendre.sup_g_estimate_batch(rng, cons.j_td, b_ts, num=num_sup, chunk=chunk)
+  """All seeds of one cell through sweep.over_seeds. [s] each."""
+  k_sph, k_ball, k_seeds = jax.random.split(key, 3)
   half = num_test // 2
-  x = rng.normal(size=(num_test, d))
-  x /= np.linalg.norm(x, axis=1, keepdims=True)
-  x[half:] *= rng.uniform(size=(num_test - half, 1)) ** (1.0 / d)          # ball
-  resid = np.zeros(num_seeds)
-  p_sup = np.zeros(num_seeds)
-  for i in range(0, num_test, chunk):
-    xc = x[i:i + chunk]
-    fx = legendre.integral(sigma, cons.j_td, b_ts, xc, np)                 # [c, s]
-    px = legendre.polynomial_eval(cons.i_sd, alpha_ss.T, xc, np)
-    resid = np.maximum(resid, np.abs(fx - px).max(0))
-    p_sup = np.maximum(p_sup, np.abs(px).max(0))
-  alpha_max = np.abs(alpha_ss).max(1)
-  return dict(sup_g=sup_g, g_abs_sum=np.abs(b_ts).sum(0),
-              bound_g=alpha_max * legendre.bound_g(1.0, cons.a_k, d, k, K),
-              residual=resid, p_sup=p_sup, alpha_max=alpha_max)
+  x = jnp.concatenate([distributions.sphere(k_sph, half, d, dtype=jnp.float64),
+                       distributions.ball(k_ball, num_test - half, d, dtype=jnp.float64)])
+  inputs = _cell_inputs(sigma, d, k, K, _group(sigma, d, k_max, K_max))
+  fn = functools.partial(_one_seed, sigma=sigma, d=d, k_max=k_max, K_max=K_max,
+                         num_terms=num_terms, num_sup=num_sup, chunk=chunk)
+  out = sweep.over_seeds(fn, sweep.seed_keys(k_seeds, num_seeds), x,
+                         jax.tree.map(jnp.asarray, inputs))
+  a_k = legendre.prepare(sigma, d, k, K).a_k
+  out["bound_g"] = out["alpha_max"] * legendre.bound_g(1.0, a_k, d, k, K)
+  return out
 
 
 def validate(config: mlc.ConfigDict) -> None:
@@ -108,11 +164,18 @@ def cells(config: mlc.ConfigDict) -> list[dict[str, Any]]:
   return out
 
 
+def _degrees(config: mlc.ConfigDict, sigma: str) -> tuple[int, int]:
+  """(max k, max K) over the config's cells of σ: the sizes its compiled program covers."""
+  deg = activations.get(sigma).degree
+  return max(config.ks), (deg if deg is not None else max(config.truncation_degrees))
+
+
 def run_cell(config: mlc.ConfigDict, cell: dict[str, Any], key: jax.Array) -> list[dict]:
-  rng = np.random.default_rng(np.asarray(jax.random.key_data(key)).ravel().tolist())
-  out = _cell_numbers(rng, sigma=cell["sigma"], d=cell["d"], k=cell["k"], K=cell["K"],
-                      num_seeds=config.num_seeds, num_terms=config.num_terms,
-                      num_sup=config.num_sup, num_test=config.num_test, chunk=config.chunk)
+  k_max, K_max = _degrees(config, cell["sigma"])
+  out = _cell_numbers(key, sigma=cell["sigma"], d=cell["d"], k=cell["k"], K=cell["K"],
+                      k_max=k_max, K_max=K_max, num_seeds=config.num_seeds,
+                      num_terms=config.num_terms, num_sup=config.num_sup,
+                      num_test=config.num_test, chunk=config.chunk)
   return [dict(cell, seed=s, **{name: float(v[s]) for name, v in out.items()})
           for s in range(config.num_seeds)]
 

@@ -32,6 +32,7 @@ from rfjax import validation
 from rfjax.experiments import integral_rep
 
 NAME = "rf_concentration"
+_SUP_CHUNK = 256                # points per step of the sup|g| search
 
 
 def _one_seed(key: jax.Array, x_nd: jax.Array, f_n: jax.Array, b_t: jax.Array, *,
@@ -79,7 +80,9 @@ def validate(config: mlc.ConfigDict) -> None:
   validation.positive_ints("num_seeds", config.num_seeds, minimum=2)
   validation.positive_ints("num_terms", config.num_terms)
   validation.positive_ints("num_test", config.num_test, minimum=2)
-  validation.positive_ints("num_sup", config.num_sup)
+  num_sup = validation.positive_ints("num_sup", config.num_sup)[0]
+  if num_sup % _SUP_CHUNK:
+    raise validation.ConfigError("num_sup", f"must be a multiple of {_SUP_CHUNK}, got {num_sup}")
   validation.fractions("delta", config.delta, low=0.0, high=1.0)
 
 
@@ -92,17 +95,17 @@ def run_cell(config: mlc.ConfigDict, cell: dict[str, Any], key: jax.Array) -> li
   act = activations.get(sigma)
   K = act.degree if act.degree is not None else config.truncation_degree
   k_poly, k_sph, k_ball, k_seeds = jax.random.split(key, 4)
-  rng = np.random.default_rng(np.asarray(jax.random.key_data(k_poly)).ravel().tolist())
+  k_alpha, k_sup = jax.random.split(k_poly)
   cons = legendre.prepare(sigma, d, k, K)
-  alpha = integral_rep.random_alpha(rng, 1, len(cons.i_sd), config.num_terms)      # [1, S]
-  b_t = jnp.asarray(cons.map_ts @ alpha[0])
-  sup_g = float(legendre.sup_g_estimate_batch(rng, cons.j_td, np.asarray(b_t)[:, None],
-                                              num=config.num_sup, chunk=1024)[0])
+  alpha = integral_rep.random_alpha(k_alpha, jnp.ones(len(cons.i_sd), bool), config.num_terms)
+  b_t = legendre.coefficients(cons, alpha)
+  sup_g = float(legendre.sup_g_estimate(k_sup, cons.j_td, b_t, num=config.num_sup,
+                                        chunk=_SUP_CHUNK))
   half = config.num_test // 2
   x = jnp.concatenate([distributions.sphere(k_sph, half, d, dtype=jnp.float64),
                        distributions.ball(k_ball, config.num_test - half, d, dtype=jnp.float64)])
   f = legendre.integral(sigma, cons.j_td, b_t, x)
-  residual = float(jnp.max(jnp.abs(f - legendre.polynomial_eval(cons.i_sd, jnp.asarray(alpha[0]), x))))
+  residual = float(jnp.max(jnp.abs(f - legendre.polynomial_eval(cons.i_sd, alpha, x))))
   r_max = 2**config.log2_r_max
   fn = functools.partial(_one_seed, sigma=sigma, d=d, k=k, K=K, r_max=r_max, chunk=config.chunk)
   errs = sweep.over_seeds(fn, sweep.seed_keys(k_seeds, config.num_seeds), x, f, b_t)

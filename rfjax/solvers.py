@@ -118,10 +118,34 @@ def _sums_moments(sums: _Sums, n: int, starts: tuple[int, ...]) -> Moments:
                  y_mean=sums.ys / n, yy=sums.yy / n)
 
 
+def _sums_plus(a: _Sums, b: _Sums) -> _Sums:
+  return jax.tree.map(jnp.add, a, b)
+
+
+def _over_batch(local: Callable[[Any], _Sums], xs: Any) -> _Sums:
+  """local(xs) summed over a "batch" mesh of all devices: each device streams its slice of
+  xs (leading axis), the partial sums are added with psum, and the len % devices leftover
+  items are streamed on every device. Same sums as local(xs) up to the order of addition."""
+  n_dev = jax.device_count()
+  num = jax.tree.leaves(xs)[0].shape[0]
+  head = num - num % n_dev
+  if n_dev == 1 or head == 0:
+    return local(xs)
+  mesh = jax.make_mesh((n_dev,), ("batch",), axis_types=(jax.sharding.AxisType.Auto,))
+  part = jax.shard_map(lambda x: jax.lax.psum(local(x), "batch"), mesh=mesh,
+                       in_specs=jax.sharding.PartitionSpec("batch"),
+                       out_specs=jax.sharding.PartitionSpec(), check_vma=False)
+  sums = part(jax.tree.map(lambda a: a[:head], xs))
+  if head < num:
+    sums = _sums_plus(sums, local(jax.tree.map(lambda a: a[head:], xs)))
+  return sums
+
+
 def sample_moments(apply_fn: Callable[[Any, jax.Array], jax.Array], params: Any,
                    target_fn: Callable[[jax.Array], jax.Array], key: jax.Array, *,
                    n: int, chunk: int, d: int, sampler: Sampler = distributions.gaussian,
-                   dtype: Any = jnp.float32, accum_dtype: Any = None) -> Moments:
+                   dtype: Any = jnp.float32, accum_dtype: Any = None,
+                   batch_sharded: bool = False) -> Moments:
   """Monte Carlo moments over n inputs x ~ sampler, streamed in chunks (memory O(r^2 + chunk r)).
 
   Chunk i uses inputs `sampler(jax.random.fold_in(key, i), chunk, d, dtype=dtype)`; when n is
@@ -129,6 +153,10 @@ def sample_moments(apply_fn: Callable[[Any, jax.Array], jax.Array], params: Any,
   Sums accumulate in `accum_dtype` (default: the dtype of the features); pass jnp.float64
   (with x64 on) for float32 features and large n. n, chunk, d are static. Memory does not
   grow with n; time is linear in n.
+
+  With `batch_sharded`, the chunks are split over all devices on a "batch" mesh axis (one
+  large fit; not inside a sweep.over_seeds function, which already uses the devices): the
+  same inputs, so the same moments up to the order of summation.
   """
   if n <= 0 or chunk <= 0:
     raise ValueError(f"n and chunk must be positive, got n={n}, chunk={chunk}")
@@ -148,8 +176,12 @@ def sample_moments(apply_fn: Callable[[Any, jax.Array], jax.Array], params: Any,
   def add(sums, i, size):
     return _sums_add(sums, *features(i, size), starts)
 
-  sums, _ = jax.lax.scan(lambda c, i: (add(c, i, chunk), None), _sums_zero(r, acc, starts),
-                         jnp.arange(n_full, dtype=jnp.uint32))
+  def local(idx):
+    return jax.lax.scan(lambda c, i: (add(c, i, chunk), None), _sums_zero(r, acc, starts),
+                        idx)[0]
+
+  idx = jnp.arange(n_full, dtype=jnp.uint32)
+  sums = _over_batch(local, idx) if batch_sharded else local(idx)
   if rest:
     sums = add(sums, n_full, rest)
   return _sums_moments(sums, n, starts)
@@ -157,11 +189,13 @@ def sample_moments(apply_fn: Callable[[Any, jax.Array], jax.Array], params: Any,
 
 def data_moments(apply_fn: Callable[[Any, jax.Array], jax.Array], params: Any,
                  x_nd: jax.typing.ArrayLike, y_n: jax.typing.ArrayLike, *, chunk: int,
-                 accum_dtype: Any = None) -> Moments:
+                 accum_dtype: Any = None, batch_sharded: bool = False) -> Moments:
   """Sample moments of given data x_nd [n, d], y_n [n], streamed in chunks of rows.
 
   The same sums as `sample_moments`, over fixed inputs: features are formed chunk by chunk
   (memory O(r^2 + chunk r) beyond the data), never as an [n, r] matrix. chunk is static.
+  With `batch_sharded`, the rows are split over all devices on a "batch" mesh axis, each
+  device streaming its rows (see sample_moments).
   """
   x_nd, y_n = jnp.asarray(x_nd), jnp.asarray(y_n)
   n = x_nd.shape[0]
@@ -170,7 +204,6 @@ def data_moments(apply_fn: Callable[[Any, jax.Array], jax.Array], params: Any,
   if y_n.shape != (n,):
     raise ValueError(f"y_n must have shape ({n},), got {y_n.shape}")
   chunk = min(chunk, n)
-  n_full, rest = divmod(n, chunk)
   phi_shape = jax.eval_shape(lambda: apply_fn(params, x_nd[:chunk]))
   r = phi_shape.shape[-1]
   acc = jax.dtypes.canonicalize_dtype(phi_shape.dtype if accum_dtype is None else accum_dtype)
@@ -180,11 +213,19 @@ def data_moments(apply_fn: Callable[[Any, jax.Array], jax.Array], params: Any,
     x_cd, y_c = xy
     return _sums_add(sums, apply_fn(params, x_cd), y_c, starts)
 
-  head = n_full * chunk
-  xs = (x_nd[:head].reshape(n_full, chunk, -1), y_n[:head].reshape(n_full, chunk))
-  sums, _ = jax.lax.scan(lambda c, xy: (add(c, xy), None), _sums_zero(r, acc, starts), xs)
-  if rest:
-    sums = add(sums, (x_nd[head:], y_n[head:]))
+  def local(xy):
+    x_md, y_m = xy
+    m = x_md.shape[0]
+    size = min(chunk, m)
+    n_full, rest = divmod(m, size)
+    head = n_full * size
+    xs = (x_md[:head].reshape(n_full, size, -1), y_m[:head].reshape(n_full, size))
+    sums, _ = jax.lax.scan(lambda c, b: (add(c, b), None), _sums_zero(r, acc, starts), xs)
+    if rest:
+      sums = add(sums, (x_md[head:], y_m[head:]))
+    return sums
+
+  sums = _over_batch(local, (x_nd, y_n)) if batch_sharded else local((x_nd, y_n))
   return _sums_moments(sums, n, starts)
 
 

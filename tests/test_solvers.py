@@ -357,3 +357,42 @@ def test_hinge_ball_fit_against_projected_subgradient_and_constraint():
     assert hinge(u_fit) <= best + 2e-3
     assert hinge(u_fit) >= best - 5e-3   # both near the same minimum
   assert np.all(np.diff(np.asarray(fit.hinge_B)) < 0)
+
+
+_BATCH_SCRIPT = """
+import json
+import jax, jax.numpy as jnp
+jax.config.update("jax_enable_x64", True)
+from rfjax import features, solvers, targets
+fm = features.get("relu_gauss")
+params = fm.init(jax.random.key(0), 5, 40, jnp.float64)
+tgt = targets.relu_neuron(jnp.ones(5) / jnp.sqrt(5.0), 0.2)
+out = dict(devices=jax.device_count())
+for sharded in (False, True):
+  # n = 3001: 93 full chunks of 32 (not a multiple of 8 devices) and a last chunk of 25
+  m = jax.jit(lambda p: solvers.sample_moments(fm.apply, p, tgt.fn, jax.random.key(1), n=3001,
+                                               chunk=32, d=5, dtype=jnp.float64,
+                                               batch_sharded=sharded))(params)
+  x = jax.random.normal(jax.random.key(2), (1003, 5), jnp.float64)
+  m2 = jax.jit(lambda p: solvers.data_moments(fm.apply, p, x, tgt.fn(x), chunk=64,
+                                              batch_sharded=sharded))(params)
+  out[str(sharded)] = [[a.tolist() for a in m], [a.tolist() for a in m2]]
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.parametrize("n_dev", [1, 8])
+def test_batch_sharded_moments_equal_unsharded(n_dev):
+  """Moments over a "batch" mesh axis (chunks or rows split over devices, leftovers on every
+  device) equal the single-stream ones to rounding, on 1 and 8 CPU devices."""
+  import json, os, subprocess, sys  # pylint: disable=import-outside-toplevel,multiple-imports
+  env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={n_dev}",
+             JAX_PLATFORMS="cpu")
+  res = subprocess.run([sys.executable, "-c", _BATCH_SCRIPT], env=env, capture_output=True,
+                       text=True, timeout=600)
+  assert res.returncode == 0, res.stderr[-3000:]
+  out = json.loads(res.stdout.strip().splitlines()[-1])
+  assert out["devices"] == n_dev
+  for plain, sharded in zip(out["False"], out["True"]):
+    for a, b in zip(plain, sharded):
+      np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1e-12, atol=1e-14)

@@ -1,17 +1,18 @@
-"""Dense factorizations that stay safe inside seed sweeps sharded over CPU devices.
+"""Dense factorizations that cannot deadlock XLA's CPU thread pool when vmapped.
 
 On the CPU backend, jaxlib's LAPACK kernels (QR, eigh, Cholesky, triangular solves)
 split a large enough batch of matrices into tasks on XLA's intra-op thread pool and
-block until those tasks finish. When a sweep runs on several CPU devices (e.g.
-`--xla_force_host_platform_device_count=8` on a 2-core machine), each device's kernel
-can hold a pool thread while it waits, and once every pool thread is such a waiting
-kernel the program deadlocks: nothing is left to run the tasks. A batch of one matrix
-runs inline, without the pool.
+block until those tasks finish. Each waiting kernel holds a pool thread, and several run
+at once: one per simulated device when a sweep is sharded over CPU devices
+(`--xla_force_host_platform_device_count=8` on a 2-core machine), and also on a single
+device, whose executor runs independent operations (e.g. one fit per training regime)
+concurrently. Once every pool thread is such a waiting kernel, nothing is left to run
+the tasks and the program hangs. A batch of one matrix runs inline, without the pool.
 
-The wrappers here are the library's factorizations, batched as usual under `jax.vmap`,
-except on a CPU backend with more than one device, where the batch is mapped one matrix
-at a time (`lax.map`). Both paths call the same LAPACK routine per matrix, so the results
-are the same bit for bit; `serial_batches()` forces either path (for tests).
+The wrappers here are the library's factorizations. Under `jax.vmap` on the CPU backend
+they map the batch one matrix at a time (`lax.map`); on GPU and TPU they stay batched.
+Both paths call the same routine per matrix, so the numbers are the same bit for bit;
+`serial_batches()` forces either path (for tests).
 
 They are for forward computations (fits and diagnostics); they do not define
 derivatives.
@@ -44,10 +45,10 @@ def serial_batches(enabled: bool | None = True):
 
 
 def _serial() -> bool:
-  """True where batched LAPACK kernels can deadlock: a CPU backend with several devices."""
+  """True where batched LAPACK kernels can deadlock: the CPU backend."""
   if _FORCE[0] is not None:
     return _FORCE[0]
-  return jax.default_backend() == "cpu" and jax.local_device_count() > 1
+  return jax.default_backend() == "cpu"
 
 
 def _one_at_a_time(fn: Callable[..., Any]) -> Callable[..., Any]:

@@ -151,7 +151,6 @@ def psi_correlation(config: mlc.ConfigDict, rows: list[dict],
     ds_s = [int(d) for d in curves["exact_sampled"]]
     ax1.semilogy(ds_s, np.maximum(list(curves["exact_sampled"].values()), 1e-300), "x:",
                  color=color, alpha=0.7, label=f"{f}: {config.num_w_star} sampled w*")
-    c = summary["decay_rates"][f]
     ok = vals > 0
     if ok.sum() > 1:
       a = np.polyfit(ds[ok], np.log(vals[ok]), 1)

@@ -1,7 +1,7 @@
 """A plain name -> item registry that refuses duplicates."""
 from __future__ import annotations
 
-from typing import Any, Callable, Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
 

@@ -91,7 +91,7 @@ def test_integral_against_tensor_quadrature(sigma, d):
 
 def test_g_has_prescribed_moments():
   """E[v^I ĝ] = α_I I! d^{|I|/2} / (a_|I| |I|!) for |I| ≤ k and 0 up to K (tensor quadrature)."""
-  d, k, K = 2, 2, 4
+  d, K = 2, 4
   poly = {(1, 0): 0.3, (1, 1): -0.7, (0, 2): 0.5, (0, 0): 0.2}
   cons, b = legendre.construct(poly, "exp", d, K=K)
   v, wt = _tensor_grid(d, 12)

@@ -1,12 +1,10 @@
 """rf_concentration: smoke verdict; the streamed sum against a direct one; validation."""
-import functools
 import importlib.util
 import math
 import os
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import pytest
 
 from rfjax import activations

@@ -1,5 +1,4 @@
 """Tests for rfjax.targets: sample-mode functions and exact moments vs Monte Carlo."""
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest

@@ -34,7 +34,6 @@ fits. The summary also gives the relative error the limits theorem asks of one Ï
 from __future__ import annotations
 
 import functools
-import math
 from typing import Any
 
 import jax

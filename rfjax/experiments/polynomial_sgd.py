@@ -67,23 +67,6 @@ def polynomial(x_nd: jax.Array, J_md: jax.Array, c_m: jax.Array) -> jax.Array:
   return jnp.prod(x_nd[:, None, :] ** J_md[None], axis=-1) @ c_m
 
 
-def three_regimes(k_init: jax.Array, k_data: jax.Array, sample, *, d: int, r: int,
-                  activation: str, lr: float, steps: int, log_every: int, loss: str,
-                  x_test: jax.Array, y_test: jax.Array, x_probe: jax.Array,
-                  regimes: tuple[str, ...] = training.REGIMES, u0_norm: float = 0.0):
-  """Every regime from the same W_0 on the same sample stream: ({regime: logs}, {regime: params})."""
-  net = networks.make(r, activation, u0_norm)
-  p0 = networks.init(net, k_init, d)
-  logs, finals = {}, {}
-  for regime in regimes:
-    tr = training.make_trainer(net, regime, lr=lr, loss=loss)
-    state, logs[regime] = training.train(tr, p0, k_data, sample, steps=steps,
-                                         log_every=log_every, x_test=x_test, y_test=y_test,
-                                         x_probe=x_probe, loss=loss)
-    finals[regime] = state.params
-  return logs, finals, p0
-
-
 def _sample(key, J_md, c_m, *, d, batch):
   x = distributions.ball(key, batch, d)
   return x, jnp.sign(polynomial(x, J_md, c_m))
@@ -97,19 +80,6 @@ def _data(key: jax.Array, J_md: jax.Array, c_m: jax.Array, *, d: int, batch: int
   y_test = jnp.sign(polynomial(x_test, J_md, c_m))
   sample = functools.partial(_sample, J_md=J_md, c_m=c_m, d=d, batch=batch)
   return k_init, k_data, k_fit, sample, x_test, y_test
-
-
-def _one_seed(key: jax.Array, J_md: jax.Array, c_m: jax.Array, radii_B: jax.Array, *,
-              d: int, r: int, activation: str, lr: float, steps: int, log_every: int,
-              batch: int, n_test: int, n_probe: int, n_fit: int, fit_iters: int,
-              mu: float):
-  k_init, k_data, k_fit, sample, x_test, y_test = _data(key, J_md, c_m, d=d, batch=batch,
-                                                        n_test=n_test)
-  logs, _, p0 = three_regimes(k_init, k_data, sample, d=d, r=r, activation=activation,
-                              lr=lr, steps=steps, log_every=log_every, loss="hinge",
-                              x_test=x_test, y_test=y_test, x_probe=x_test[:n_probe])
-  return logs, _best_readout(k_fit, p0, J_md, c_m, radii_B, x_test, y_test, d=d, r=r,
-                             activation=activation, n_fit=n_fit, fit_iters=fit_iters, mu=mu)
 
 
 def _best_readout(k_fit: jax.Array, p0, J_md: jax.Array, c_m: jax.Array,
@@ -139,8 +109,9 @@ def _best_readout(k_fit: jax.Array, p0, J_md: jax.Array, c_m: jax.Array,
 
 
 # ---------------------------------------------------------------------------------------
-# The same run in segments of `checkpoint_every` steps (train_segment continues the very
-# same sample stream), with the training state of all seeds saved by orbax between them.
+# Training runs in segments of `checkpoint_every` steps (one segment of all steps when it is
+# 0); train_segment continues the very same sample stream, so the segments take exactly the
+# steps of one uninterrupted run. Between segments orbax saves the state of all seeds.
 
 
 def _trainers(r: int, activation: str, lr: float) -> tuple[networks.TwoLayer, dict]:
@@ -191,16 +162,17 @@ def _checkpoint_manager(directory: str):
   return ocp, ocp.CheckpointManager(os.path.abspath(directory), options=options)
 
 
-def _train_in_segments(config: mlc.ConfigDict, r: int, keys: jax.Array, J_md: jax.Array,
-                       c_m: jax.Array, checkpoint_dir: str | None) -> dict:
+def _train(config: mlc.ConfigDict, r: int, keys: jax.Array, J_md: jax.Array,
+           c_m: jax.Array, checkpoint_dir: str | None) -> dict:
   """The three regimes' logs {regime: {metric: [s, steps // log_every + 1]}}, trained in
-  segments of checkpoint_every steps; with checkpoint_dir, the states and logs so far are
-  saved after every segment but the last, and a run continues from the latest save."""
+  segments of checkpoint_every steps (or one of all steps); with checkpoint_dir and
+  checkpoint_every > 0, the states and logs so far are saved after every segment but the
+  last, and a run continues from the latest save."""
   common = dict(d=config.d, r=r, activation=config.activation, lr=config.lr_times_r / r,
                 batch=config.batch, n_test=config.n_test, n_probe=config.n_probe)
   states, first = sweep.over_seeds(functools.partial(_start_seed, **common), keys, J_md, c_m)
   total = config.steps // config.log_every
-  per = config.checkpoint_every // config.log_every
+  per = (config.checkpoint_every or config.steps) // config.log_every
   logs = {g: {k: np.zeros((keys.shape[0], total + 1), v.dtype) for k, v in m.items()}
           for g, m in first.items()}
   for g, m in first.items():
@@ -208,7 +180,7 @@ def _train_in_segments(config: mlc.ConfigDict, r: int, keys: jax.Array, J_md: ja
       logs[g][k][:, 0] = v
   leaves, treedef = jax.tree.flatten(states)
   done, manager = 0, None
-  if checkpoint_dir:
+  if checkpoint_dir and config.checkpoint_every:
     ocp, manager = _checkpoint_manager(checkpoint_dir)
     step = manager.latest_step()
     if step is not None:
@@ -279,26 +251,19 @@ def _radii(config: mlc.ConfigDict) -> np.ndarray:
 
 def run_cell(config: mlc.ConfigDict, cell: dict[str, Any], key: jax.Array,
              checkpoint_dir: str | None = None) -> list[dict]:
-  """Rows of one width. With config.checkpoint_every > 0 the training runs in segments
-  (the same steps), saved under checkpoint_dir (if given) and resumed from there."""
+  """Rows of one width. With config.checkpoint_every > 0 the training runs in segments of
+  that many steps (the same steps as one run), saved under checkpoint_dir (if given) and
+  resumed from there."""
   r = cell["r"]
   J, c = random_polynomial(config.seed, config.d, config.degree)
   J, c = jnp.asarray(J, jnp.float32), jnp.asarray(c, jnp.float32)
   radii = jnp.asarray(_radii(config))
   keys = sweep.seed_keys(key, config.num_seeds)
-  if config.checkpoint_every:
-    logs = _train_in_segments(config, r, keys, J, c, checkpoint_dir)
-    fit = sweep.over_seeds(functools.partial(
-        _fit_seed, d=config.d, r=r, activation=config.activation, batch=config.batch,
-        n_test=config.n_test, n_fit=config.n_fit, fit_iters=config.fit_iters,
-        mu=config.fit_mu), keys, J, c, radii)
-  else:
-    fn = functools.partial(
-        _one_seed, d=config.d, r=r, activation=config.activation, lr=config.lr_times_r / r,
-        steps=config.steps, log_every=config.log_every, batch=config.batch,
-        n_test=config.n_test, n_probe=config.n_probe, n_fit=config.n_fit,
-        fit_iters=config.fit_iters, mu=config.fit_mu)
-    logs, fit = sweep.over_seeds(fn, keys, J, c, radii)
+  logs = _train(config, r, keys, J, c, checkpoint_dir)
+  fit = sweep.over_seeds(functools.partial(
+      _fit_seed, d=config.d, r=r, activation=config.activation, batch=config.batch,
+      n_test=config.n_test, n_fit=config.n_fit, fit_iters=config.fit_iters,
+      mu=config.fit_mu), keys, J, c, radii)
   rows = []
   steps = np.arange(config.steps // config.log_every + 1) * config.log_every
   for seed in range(config.num_seeds):

@@ -13,7 +13,6 @@ unit-norm f is measured
 from __future__ import annotations
 
 import functools
-import math
 from typing import Any
 
 import jax

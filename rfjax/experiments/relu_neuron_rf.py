@@ -12,7 +12,6 @@ best error; the Frank–Wolfe gap certifies where the constrained minimum stays 
 from __future__ import annotations
 
 import functools
-import math
 from typing import Any
 
 import jax

@@ -123,9 +123,13 @@ def _sums_plus(a: _Sums, b: _Sums) -> _Sums:
 
 
 def _over_batch(local: Callable[[Any], _Sums], xs: Any) -> _Sums:
-  """local(xs) summed over a "batch" mesh of all devices: each device streams its slice of
-  xs (leading axis), the partial sums are added with psum, and the len % devices leftover
-  items are streamed on every device. Same sums as local(xs) up to the order of addition."""
+  """local(xs) summed over a "batch" mesh of this process's devices: each device streams its
+  slice of xs (leading axis), the partial sums are added with psum, and the len % devices
+  leftover items are streamed on every device. Same sums as local(xs) up to the order of
+  addition. Single-process only (xs is a host-local array)."""
+  if jax.process_count() > 1:
+    raise ValueError("batch_sharded moments run within one process; got "
+                     f"{jax.process_count()} processes")
   n_dev = jax.device_count()
   num = jax.tree.leaves(xs)[0].shape[0]
   head = num - num % n_dev

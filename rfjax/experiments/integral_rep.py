@@ -57,19 +57,19 @@ class _Group(NamedTuple):
   """What the cells of one (σ, d) share: candidate monomials and Legendre products."""
   i_sd: np.ndarray            # candidate monomials of P, |I| ≤ k_max, supported by σ. [S, d]
   j_td: np.ndarray            # Legendre products of ĝ, |J| ≤ K_max. [T, d]
-  K_max: int
+  k_max: int
 
 
 def _group(sigma: str, d: int, k_max: int, K_max: int) -> _Group:
   return _Group(legendre.prepare(sigma, d, k_max, K_max).i_sd,
-                legendre.multi_indices(d, K_max), K_max)
+                legendre.multi_indices(d, K_max), k_max)
 
 
 def _cell_inputs(sigma: str, d: int, k: int, K: int, group: _Group) -> dict[str, np.ndarray]:
   """The cell's construction written over the group's monomials and products:
   map_ts (b = map_ts @ α; zero rows for |J| > K), mask_s (|I| ≤ k), and for polynomial σ
   q_st (the integral's coefficients q = q_st @ b)."""
-  cons = legendre.prepare(sigma, d, int(group.i_sd.sum(1).max()), K)
+  cons = legendre.prepare(sigma, d, group.k_max, K)
   row = {tuple(j): t for t, j in enumerate(group.j_td.tolist())}
   map_ts = np.zeros((len(group.j_td), len(group.i_sd)))
   map_ts[[row[tuple(j)] for j in cons.j_td.tolist()]] = cons.map_ts

@@ -59,9 +59,10 @@ def _compiled(fn: Callable[..., Any], num_args: int, jit: bool, n_dev: int = 1,
   (fn, bound static values, arity, device count). On several devices the vmapped
   function runs under shard_map: each device computes its own slice of the seeds with
   the per-seed program unchanged (no sharding propagation into fn's operations, so
-  every primitive, QR and eigh included, works as on one device). check_vma is off so
-  that per-seed code need not mark which values vary over seeds (e.g. a lax.scan carry
-  that starts from a replicated input). With batch_size, each device maps over its seeds
+  every primitive, QR and eigh included, works as on one device; on CPU, per-seed
+  factorizations come from rfjax.linalg, whose vmap cannot deadlock the shared thread
+  pool). check_vma is off so that per-seed code need not mark which values vary over
+  seeds (e.g. a lax.scan carry that starts from a replicated input). With batch_size, each device maps over its seeds
   in groups of batch_size (lax.map): one group's memory at a time instead of all seeds'."""
   ident = (_identity(fn), num_args, jit, n_dev, batched, num_per_seed, batch_size)
   if ident not in _COMPILED:

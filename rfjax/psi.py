@@ -393,3 +393,42 @@ def psi_target_cross(form: Any, w_star_d: ArrayLike, m: int, R: float | None = N
   s_r = jnp.sqrt(jnp.sum(w_dr * w_dr, axis=0))
   rho_r = jnp.matmul(w_star_d, w_dr, precision=jax.lax.Precision.HIGHEST) / (s_r * R)
   return ridge_correlation(s_r, b_r, rho_r, R, m, form.activation)
+
+
+# ----------------------------------------------------------------------------------------------
+# Coupling features f(x) = 1[<w, x> >= 0] x_j (docs/theory.md, 'Coupling features and odd targets').
+#
+# With 1[u >= 0] = (1 + sign u)/2, f = x_j/2 + x_j sign(<w, x>)/2. The second term is even in x
+# and ψ_{w*} is odd, so under the symmetric Gaussian it is orthogonal to ψ_{w*}:
+#   <f, ψ_{w*}> = <x_j, ψ_{w*}>/2 = (w*_j / R) E[U ψ(RU)] / 2      (Stein, U = <w*, x>/R),
+# for EVERY w ≠ 0 (the gate drops out). And ‖f‖² = E[1[<w,x> >= 0] x_j²] = 1/2, again for every
+# w ≠ 0 (x -> -x swaps the gate and keeps x_j²). Hence <f, ψ_{w*}>/‖f‖ = <x_j, ψ_{w*}>/√2, and
+# E_{w*}|<f, ψ_{w*}>|/‖f‖ is the unit linear feature's ρ-integral divided by √2.
+
+COUPLING_NORM_SQ = 0.5   # ‖1[<w,x> >= 0] x_j‖² for every w ≠ 0, x ~ N(0, I_d)
+
+
+def coupling_correlation(w_star_kd: ArrayLike, j_r: ArrayLike, m: int,
+                         R: float | None = None) -> jax.Array:
+  """c_kr = <1[<w, x> >= 0] x_{j_r}, ψ_{w*_k}> exactly, for any gate w ≠ 0.
+
+  w_star_kd: [k, d] (or [d]) targets w*, all of norm R (static; from the first row if None).
+  j_r: [r] int coordinates j of the features. Returns [k, r] (or [r]): w*_{k, j} L / (2R) with
+  L = E[U ψ(RU)] (`linear_correlation`). Divide by √COUPLING_NORM_SQ for unit-norm features.
+  """
+  w_star_kd = jnp.asarray(w_star_kd)
+  w_star_kd = w_star_kd.astype(jnp.result_type(w_star_kd, 0.0))
+  if R is None:
+    R = float(np.linalg.norm(np.asarray(w_star_kd, dtype=np.float64).reshape(
+        -1, w_star_kd.shape[-1])[0]))
+  lin = linear_correlation(float(R), int(m))
+  return jnp.take(w_star_kd, jnp.asarray(j_r), axis=-1) * (lin / (2.0 * float(R)))
+
+
+def coupling_mean_abs_correlation(d: int, R: float, m: int) -> jax.Array:
+  """E_{w* ~ U(R S^{d-1})} |<f, ψ_{w*}>| / ‖f‖ for f = 1[<w, x> >= 0] x_j, any w ≠ 0, any j.
+
+  = mean_abs_correlation(1, 0, d, R, m, "linear") / √2 (derivation above): the same for every
+  coupling feature, a float64 scalar resolved down to the linear feature's ρ-integral.
+  """
+  return mean_abs_correlation(1.0, 0.0, d, R, m, "linear") / _SQRT2

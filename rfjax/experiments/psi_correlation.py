@@ -1,18 +1,32 @@
 """Prop. 4.4: ψ_{w*} is nearly uncorrelated with every feature chosen without w*.
 
-ψ is the triangle sine built from a = 4m + 2 ReLUs (PAPER.md §4.2), w* is uniform
-on the sphere of radius R = d. For each feature family, E_{w*}|<f, ψ_{w*}>| over
-unit-norm f is measured
-- in exact mode for ridge features f = h(<w,x> + b) (h = ReLU or linear): as a 1-D
-  integral over ρ = <w, w*>/(‖w‖R) with its density p_d (`exact`), and as an average
-  over sampled w* of exact correlations (`exact_sampled`, which underestimates the
-  mean at large d, PAPER.md §8 note 10);
-- by Monte Carlo over x for any feature map (`monte_carlo`), where its 1/√n noise
-  floor allows.
+ψ is the triangle sine built from a = 4m + 2 ReLUs (docs/theory.md, 'ψ and Prop. 4.4'), w* is
+uniform on the sphere of radius R = d. For each feature family the measured
+
+  m_d = E_{w*}|<f, ψ_{w*}>| / ‖f‖      (averaged over the drawn features f)
+
+is tested against the proposition's bound √(20 e^{−c d}) (property 3):
+- in exact mode, for ridge features f = h(<w,x> + b) (h = ReLU or linear) as a 1-D integral
+  over ρ = <w, w*>/(‖w‖R) with its density p_d (`exact`), and as an average over sampled w*
+  of exact correlations (`exact_sampled`, which underestimates the mean at large d,
+  docs/theory.md, 'Sampled w* underestimate the mean'); and for coupling features
+  f = 1[<w_k,x> >= 0] x_j, whose correlation with the odd ψ is exactly that of x_j/2 and whose
+  norm is exactly 1/√2 (docs/theory.md, 'Coupling features and odd targets'; psi.coupling_*);
+- by Monte Carlo over x for any feature map (`monte_carlo`), where its noise floor allows:
+  a Monte Carlo value counts as resolved only above mc_resolve_factor (3) standard errors.
+
+The rate: least squares of log m_d against d over the resolved d gives a slope; c = −2·slope is
+the rate of the bound's form m_d ≈ √(C e^{−c d}), with a percentile-bootstrap interval over the
+independent feature / w* draws (seeds). c_max = min_d (ln 20 − 2 ln m_d)/d is the largest c for
+which √(20 e^{−c d}) bounds every measured m_d. The verdict (criteria fixed in the config) holds
+iff ψ equals its ReLU sum, ‖ψ‖² ≥ 1/6 and every exact family decays exponentially (c's interval
+entirely > 0 over >= min_resolved_ds resolved d); it fails if P1/P2 fail or some exact family's
+interval lies entirely <= 0. Monte Carlo families are reported beside it, never deciding it.
 """
 from __future__ import annotations
 
 import functools
+import math
 from typing import Any
 
 import jax
@@ -24,11 +38,16 @@ from rfjax import experiments
 from rfjax import features
 from rfjax import gaussian
 from rfjax import psi
+from rfjax import stats
 from rfjax import sweep
 from rfjax import validation
+from rfjax import verdicts
 
 NAME = "psi_correlation"
 HIGHEST = jax.lax.Precision.HIGHEST
+BOUND_CONST = 20.0            # E_{w*}|<f, ψ_{w*}>| <= √(20 ‖f‖² e^{−cd}) (Prop. 4.4, property 3)
+# Exact-mode families that are not ridge features, with their exact correlation in rfjax.psi.
+EXACT_SPECIAL = ("coupling",)
 
 
 def _unit_w_star(key: jax.Array, d: int, num: int) -> jax.Array:
@@ -42,30 +61,97 @@ def _draw_keys(key: jax.Array) -> tuple[jax.Array, jax.Array]:
   return jax.random.fold_in(key, 0), jax.random.fold_in(key, 1)
 
 
-def _exact_seed(key: jax.Array, *, d: int, feature: str, num_features: int,
-                num_w_star: int) -> dict[str, jax.Array]:
-  """Exact-mode E|<f, ψ_{w*}>|/‖f‖ for one draw of features: ρ-integral and sampled w*."""
+def exact_capable(name: str) -> bool:
+  """Whether feature family `name` has an exact mode here (a ridge form, or EXACT_SPECIAL)."""
+  return name in EXACT_SPECIAL or features.get(name).ridge is not None
+
+
+def _exact_draws(key: jax.Array, *, d: int, feature: str, num_features: int,
+                 num_w_star: int) -> dict[str, jax.Array]:
+  """One seed's draws: w_dr [d, r], b_r [r] (zeros where the family has none), w*_kd [k, d]."""
   k_feat, k_star = _draw_keys(key)
-  pp = psi.psi_params(d)
   fm = features.get(feature)
-  form = fm.ridge(fm.init(k_feat, d, num_features))
-  w_dr, b_r = form.w_dr.astype(jnp.float64), form.b_r.astype(jnp.float64)
-  s_r = jnp.linalg.norm(w_dr, axis=0)
-  integral_r = jax.vmap(lambda s, b: psi.mean_abs_correlation(
-      s, b, d, pp.R, pp.m, form.activation))(s_r, b_r)
-  w_star_kd = _unit_w_star(k_star, d, num_w_star)
-  rho_kr = jnp.dot(w_star_kd, w_dr, precision=HIGHEST) / (pp.R * s_r)[None, :]
-  corr_kr = jax.vmap(lambda rho_r: jax.vmap(lambda s, b, rho: psi.ridge_correlation(
-      s, b, rho, pp.R, pp.m, form.activation))(s_r, b_r, rho_r))(rho_kr)
-  norm_r = jnp.sqrt(jax.vmap(lambda w_d, b: gaussian.ridge_target_second(
-      w_d, b, form.activation), in_axes=(1, 0))(w_dr, b_r))          # ‖f_i‖
-  return dict(exact=jnp.mean(integral_r),
-              exact_sampled=jnp.mean(jnp.abs(corr_kr) / norm_r[None, :]))
+  params = fm.init(k_feat, d, num_features)
+  if feature in EXACT_SPECIAL:
+    w_dr, b_r = params["w_dr"], jnp.zeros((num_features,))
+  else:
+    form = fm.ridge(params)
+    w_dr, b_r = form.w_dr, form.b_r
+  return dict(w_dr=w_dr.astype(jnp.float64), b_r=b_r.astype(jnp.float64),
+              w_star_kd=_unit_w_star(k_star, d, num_w_star))
+
+
+@functools.partial(jax.jit, static_argnames=("d", "activation"))
+def _ridge_exact(w_sdr: jax.Array, b_sr: jax.Array, w_star_skd: jax.Array, *, d: int,
+                 activation: str) -> tuple[jax.Array, jax.Array]:
+  """Per seed and feature: (ρ-integral, sampled-w* mean) of |<f_i, ψ_{w*}>| / ‖f_i‖, [s, r] each.
+
+  One program per (d, activation, shapes): ridge families that share them (relu_sphere and
+  relu_biased) share the compilation, which dominates the cost.
+  """
+  pp = psi.psi_params(d)
+
+  def one(w_dr, b_r, w_star_kd):
+    s_r = jnp.linalg.norm(w_dr, axis=0)
+    integral_r = jax.vmap(lambda s, b: psi.mean_abs_correlation(
+        s, b, d, pp.R, pp.m, activation))(s_r, b_r)
+    rho_kr = jnp.dot(w_star_kd, w_dr, precision=HIGHEST) / (pp.R * s_r)[None, :]
+    corr_kr = psi.ridge_correlation(s_r[None, :], b_r[None, :], rho_kr, pp.R, pp.m, activation)
+    norm_r = jnp.sqrt(jax.vmap(lambda w_d, b: gaussian.ridge_target_second(
+        w_d, b, activation), in_axes=(1, 0))(w_dr, b_r))             # ‖f_i‖
+    return integral_r, jnp.mean(jnp.abs(corr_kr), axis=0) / norm_r
+
+  return jax.vmap(one)(w_sdr, b_sr, w_star_skd)
+
+
+def _coupling_exact(w_star_skd: jax.Array, *, d: int, num_features: int
+                    ) -> tuple[jax.Array, jax.Array]:
+  """Coupling features 1[<w_k,x> >= 0] x_j, feature i -> j = i % d: [s, r] ρ-integrals (the
+  same for every feature and gate, psi.coupling_mean_abs_correlation) and sampled-w* means."""
+  pp = psi.psi_params(d)
+  j_r = jnp.arange(num_features) % d
+  unit = math.sqrt(psi.COUPLING_NORM_SQ)
+  corr_skr = psi.coupling_correlation(w_star_skd, j_r, pp.m, pp.R) / unit
+  integral = psi.coupling_mean_abs_correlation(d, pp.R, pp.m)
+  sampled_sr = jnp.mean(jnp.abs(corr_skr), axis=1)
+  return jnp.broadcast_to(integral, sampled_sr.shape), sampled_sr
+
+
+def _activation(feature: str) -> str:
+  """The ridge activation ("relu" / "linear") of a ridge family (from a one-feature draw)."""
+  fm = features.get(feature)
+  return fm.ridge(fm.init(jax.random.key(0), 2, 1)).activation
+
+
+def exact_values(keys: jax.Array, *, d: int, feature: str, num_features: int,
+                 num_w_star: int) -> dict[str, np.ndarray]:
+  """Exact mode for seeds `keys` [s]: {"exact", "exact_sampled"}, each [s, r] per feature.
+
+  The draws go through sweep.over_seeds; the exact correlations of all seeds are then one
+  jitted call (ridge) or closed form (coupling).
+  """
+  draws = sweep.over_seeds(functools.partial(
+      _exact_draws, d=d, feature=feature, num_features=num_features, num_w_star=num_w_star),
+      keys, jit=False)
+  if feature in EXACT_SPECIAL:
+    integral, sampled = _coupling_exact(jnp.asarray(draws["w_star_kd"]), d=d,
+                                        num_features=num_features)
+  else:
+    integral, sampled = _ridge_exact(jnp.asarray(draws["w_dr"]), jnp.asarray(draws["b_r"]),
+                                     jnp.asarray(draws["w_star_kd"]), d=d,
+                                     activation=_activation(feature))
+  return dict(exact=np.asarray(integral, np.float64),
+              exact_sampled=np.asarray(sampled, np.float64))
 
 
 def _mc_seed(key: jax.Array, *, d: int, feature: str, num_features: int, num_w_star: int,
              n: int, chunk: int) -> dict[str, jax.Array]:
-  """Monte Carlo E|<f, ψ_{w*}>|/‖f‖ over n Gaussian inputs, streamed in chunks."""
+  """Monte Carlo E|<f, ψ_{w*}>|/‖f‖ over n Gaussian inputs, streamed in chunks.
+
+  Returns monte_carlo (mean over live features and w* of |corr|), stderr (mean per-pair
+  standard error of corr), num_dead (features that vanish on every sample, left out), and
+  corr, corr_stderr [r', k] (the per-pair estimates, 0 for dead features).
+  """
   (k_feat, k_star), k_x = _draw_keys(key), jax.random.fold_in(key, 2)
   pp = psi.psi_params(d)
   fm = features.get(feature)
@@ -85,20 +171,29 @@ def _mc_seed(key: jax.Array, *, d: int, feature: str, num_features: int, num_w_s
            jnp.zeros((num_features_out,)))
   (cross, cross2, ff), _ = jax.lax.scan(body, zeros, jnp.arange(n // chunk))
   total = (n // chunk) * chunk
-  norm_r = jnp.sqrt(ff / total)
-  corr = cross / total / norm_r[:, None]
+  # A feature that vanishes on every sample (a dead ReLU unit) is f = 0: it has no unit-norm
+  # version, so it is left out of the means (and counted).
+  alive_r = ff > 0
+  norm_r = jnp.sqrt(jnp.where(alive_r, ff, 1.0) / total)
+  corr = jnp.where(alive_r[:, None], cross / total / norm_r[:, None], 0.0)
   stderr = jnp.sqrt(jnp.maximum(cross2 / total - (cross / total) ** 2, 0.0) / total)
-  return dict(monte_carlo=jnp.mean(jnp.abs(corr)),
-              stderr=jnp.mean(stderr / norm_r[:, None]))
+  stderr = jnp.where(alive_r[:, None], stderr / norm_r[:, None], 0.0)
+  num_pairs = jnp.sum(alive_r) * num_w_star
+  return dict(monte_carlo=jnp.sum(jnp.abs(corr)) / num_pairs, stderr=jnp.sum(stderr) / num_pairs,
+              num_dead=jnp.sum(~alive_r), corr=corr, corr_stderr=stderr)
 
 
+@functools.lru_cache(maxsize=None)
 def psi_checks(d: int) -> dict[str, float]:
-  """‖ψ_{w*}‖² and max |ψ − its ReLU sum| on a fine grid over [−A−2, A+2]."""
+  """P1 and P2 at d: ‖ψ_{w*}‖², max |ψ − its ReLU sum| on a fine grid over [−A−2, A+2], and
+  the ReLU decomposition's size a and largest |a_j|."""
   pp = psi.psi_params(d)
   z = jnp.linspace(-pp.A - 2.0, pp.A + 2.0, 20001, dtype=jnp.float64)
   err = float(jnp.max(jnp.abs(psi.psi(z, pp.m) - psi.psi_relu_sum(z, pp.m))))
+  _, coefs, _ = psi.relu_decomposition(pp.m)
   return dict(psi_norm_sq=float(psi.psi_norm_sq(pp.R, pp.m)), psi_sum_max_err=err,
-              num_relus=4 * pp.m + 2, R=float(pp.R), A=float(pp.A))
+              num_relus=int(coefs.size), max_abs_relu_coef=float(np.max(np.abs(coefs))),
+              R=float(pp.R), A=float(pp.A))
 
 
 def validate(config: mlc.ConfigDict) -> None:
@@ -106,18 +201,25 @@ def validate(config: mlc.ConfigDict) -> None:
   validation.positive_ints("mc_ds", config.mc_ds, minimum=2)
   validation.one_of("exact_features", config.exact_features, features.names())
   for name in config.exact_features:
-    fm = features.get(name)
-    if fm.ridge is None:
+    if not exact_capable(name):
       raise validation.ConfigError(
-          "exact_features", f"{name!r} has no ridge form; exact mode needs one (use mc_features)")
+          "exact_features", f"{name!r} has no exact mode (no ridge form, not one of "
+          f"{', '.join(EXACT_SPECIAL)}); use mc_features")
   validation.one_of("mc_features", config.mc_features, features.names())
   validation.positive_ints("num_seeds", config.num_seeds)
+  validation.positive_ints("mc_num_seeds", config.mc_num_seeds)
   validation.positive_ints("num_features", config.num_features)
   validation.positive_ints("num_w_star", config.num_w_star)
   validation.positive_ints("mc_n", config.mc_n)
   validation.positive_ints("mc_chunk", config.mc_chunk)
   if config.mc_n < config.mc_chunk:
     raise validation.ConfigError("mc_n", f"must be >= mc_chunk = {config.mc_chunk}")
+  validation.positive_ints("min_resolved_ds", config.min_resolved_ds, minimum=2)
+  validation.fractions("interval_level", [config.interval_level], low=0.5, high=0.999)
+  validation.positive_floats("psi_sum_tol", config.psi_sum_tol)
+  validation.positive_floats("psi_norm_min", config.psi_norm_min)
+  validation.positive_floats("mc_resolve_factor", config.mc_resolve_factor)
+  validation.positive_ints("num_boot", config.num_boot, minimum=100)
 
 
 def cells(config: mlc.ConfigDict) -> list[dict[str, Any]]:
@@ -129,84 +231,200 @@ def cells(config: mlc.ConfigDict) -> list[dict[str, Any]]:
 
 def run_cell(config: mlc.ConfigDict, cell: dict[str, Any], key: jax.Array) -> list[dict]:
   d, feature = cell["d"], cell["feature"]
-  keys = sweep.seed_keys(key, config.num_seeds)
-  base = dict(d=d, feature=feature, **psi_checks(d))
+  base = dict(d=d, feature=feature, **psi_checks(int(d)))
   rows = []
   if cell["mode"] == "exact":
-    fn = functools.partial(_exact_seed, d=d, feature=feature,
-                           num_features=config.num_features, num_w_star=config.num_w_star)
-    # No outer jit: psi's jitted kernels compile once per (d, activation) and are reused.
-    out = sweep.over_seeds(fn, keys, jit=False)
+    keys = sweep.seed_keys(key, config.num_seeds)
+    out = exact_values(keys, d=d, feature=feature, num_features=config.num_features,
+                       num_w_star=config.num_w_star)
     for s in range(config.num_seeds):
-      rows.append(dict(base, seed=s, mode="exact", mean_abs_corr=float(out["exact"][s]),
+      rows.append(dict(base, seed=s, mode="exact", mean_abs_corr=float(np.mean(out["exact"][s])),
+                       per_feature=[float(v) for v in out["exact"][s]],
                        num_features=config.num_features, w_star="rho_integral"))
       rows.append(dict(base, seed=s, mode="exact_sampled",
-                       mean_abs_corr=float(out["exact_sampled"][s]),
+                       mean_abs_corr=float(np.mean(out["exact_sampled"][s])),
+                       per_feature=[float(v) for v in out["exact_sampled"][s]],
                        num_features=config.num_features, w_star=config.num_w_star))
   else:
+    keys = sweep.seed_keys(key, config.mc_num_seeds)
     fn = functools.partial(_mc_seed, d=d, feature=feature, num_features=config.num_features,
                            num_w_star=config.num_w_star, n=config.mc_n, chunk=config.mc_chunk)
     out = sweep.over_seeds(fn, keys)
-    for s in range(config.num_seeds):
+    for s in range(config.mc_num_seeds):
       rows.append(dict(base, seed=s, mode="monte_carlo",
                        mean_abs_corr=float(out["monte_carlo"][s]),
                        mc_stderr=float(out["stderr"][s]), mc_n=config.mc_n,
+                       mc_dead_features=int(out["num_dead"][s]),
                        num_features=config.num_features, w_star=config.num_w_star))
   return rows
 
 
-def _mean_by(rows, mode, feature):
+# ----------------------------------------------------------------------------------------------
+# Summary: rates against the bound and the verdict.
+
+def _per_seed(rows: list[dict], mode: str, feature: str, field: str = "mean_abs_corr"
+              ) -> dict[int, list[float]]:
+  """{d: [per-seed values]} for one mode and feature, d ascending."""
   by_d: dict[int, list[float]] = {}
   for r in rows:
     if r["mode"] == mode and r["feature"] == feature:
-      by_d.setdefault(r["d"], []).append(float(r["mean_abs_corr"]))
-  return {d: float(np.mean(v)) for d, v in sorted(by_d.items())}
+      by_d.setdefault(int(r["d"]), []).append(float(r[field]))
+  return dict(sorted(by_d.items()))
 
 
-def decay_rate(ds: np.ndarray, values: np.ndarray) -> float:
-  """c in log E|corr| ≈ a − c d, by least squares over the given d."""
-  return float(-np.polyfit(ds, np.log(values), 1)[0])
+def c_max(ds: list[int], values: list[float]) -> float:
+  """min over d of (ln 20 − 2 ln m_d)/d: the largest c with m_d <= √(20 e^{−cd}) at every d."""
+  if not ds:
+    return float("nan")
+  return float(min((math.log(BOUND_CONST) - 2.0 * math.log(v)) / d for d, v in zip(ds, values)))
+
+
+def bound_fit(ds: list[int], groups: list[list[float]], *, level: float, num_boot: int,
+              seed: int = 0) -> dict[str, Any]:
+  """Fit of m_d ≈ √(C e^{−c d}) over the given (resolved) d.
+
+  groups[k]: per-seed values at ds[k] (m_d is their mean). c = −2·slope of log m_d against d
+  (least squares, with intercept), [c_lo, c_hi] the percentile-bootstrap interval at `level`
+  over the seeds (stats.loglinear_rate; c = −2·slope swaps the ends), intercept = that of
+  log m_d, c_max as in `c_max`. NaN rates with fewer than two d.
+  """
+  means = [float(np.mean(g)) for g in groups]
+  rate = stats.loglinear_rate(ds, groups, stat=np.mean, num_boot=num_boot, level=level,
+                              seed=seed)
+  if len(ds) >= 2:
+    slope, intercept = (float(v) for v in np.polyfit(np.asarray(ds, float), np.log(means), 1))
+  else:
+    slope, intercept = float("nan"), float("nan")
+  return dict(c=-2.0 * rate.slope, c_lo=-2.0 * rate.hi, c_hi=-2.0 * rate.lo,
+              slope=slope, intercept=intercept, c_max=c_max(ds, means), level=level,
+              num_resolved=len(ds), resolved_ds=[int(d) for d in ds])
+
+
+def _family_verdict(fit: dict[str, Any], min_ds: int) -> tuple[str, str]:
+  """(verdict, reason) of one family's exponential decay: c's interval > 0 over enough d."""
+  n = fit["num_resolved"]
+  if n < min_ds:
+    return "inconclusive", f"only {n} resolved d (< {min_ds})"
+  lo, hi = fit["c_lo"], fit["c_hi"]
+  if lo > 0:
+    return "holds", f"c in [{lo:.3g}, {hi:.3g}] > 0"
+  if hi <= 0:
+    return "fails", f"c in [{lo:.3g}, {hi:.3g}] <= 0: no exponential decay"
+  return "inconclusive", f"c in [{lo:.3g}, {hi:.3g}] straddles 0"
+
+
+def _fmt_fit(fit: dict[str, Any]) -> str:
+  return (f"c = {fit['c']:.3g} [{fit['c_lo']:.3g}, {fit['c_hi']:.3g}], "
+          f"c_max = {fit['c_max']:.3g} over d = {fit['resolved_ds']}")
 
 
 def summarize(config: mlc.ConfigDict, rows: list[dict]) -> dict[str, Any]:
-  """ψ = its ReLU sum, ‖ψ‖² ≥ 1/6, and exact correlations falling exponentially in d."""
+  """P1, P2, and per family the rate c of m_d ≈ √(C e^{−cd}) with its interval, and c_max."""
   by_d = {r["d"]: r for r in rows}
   sum_err = max(float(r["psi_sum_max_err"]) for r in by_d.values())
   norm_min = min(float(r["psi_norm_sq"]) for r in by_d.values())
-  rates, smallest, per_feature = {}, float("inf"), {}
+  coef_max = max(float(r.get("max_abs_relu_coef", 2.0)) for r in by_d.values())
+  relus_ok = all(int(r["num_relus"]) == 4 * psi.psi_params(int(r["d"])).m + 2
+                 for r in by_d.values())
+  level, min_ds, nb = float(config.interval_level), int(config.min_resolved_ds), config.num_boot
+  p1 = verdicts.judge(sum_err <= config.psi_sum_tol and coef_max <= 2.0 and relus_ok)
+  p2 = verdicts.judge(norm_min >= config.psi_norm_min)
+  parts, reasons = [p1, p2], []
+  if p1 != "holds":
+    reasons.append(f"P1: max |ψ − ReLU sum| = {sum_err:.1e} (tol {config.psi_sum_tol:.0e}), "
+                   f"max |a_j| = {coef_max:g}")
+  if p2 != "holds":
+    reasons.append(f"P2: min ‖ψ‖² = {norm_min:.4f} < {config.psi_norm_min:.4f}")
+
+  exact, fits, decay_rates, smallest = {}, {}, {}, float("inf")
   for f in config.exact_features:
-    curve = _mean_by(rows, "exact", f)
-    ds = np.array(list(curve), float)
-    vals = np.array(list(curve.values()))
-    ok = vals > 0
-    rates[f] = decay_rate(ds[ok], vals[ok]) if ok.sum() > 1 else float("nan")
-    smallest = min(smallest, float(vals[ok].min()) if ok.any() else float("inf"))
-    per_feature[f] = dict(exact=curve, exact_sampled=_mean_by(rows, "exact_sampled", f))
+    seeds = _per_seed(rows, "exact", f)
+    curve = {d: float(np.mean(v)) for d, v in seeds.items()}
+    ok = [d for d, v in curve.items() if math.isfinite(v) and v > 0]
+    fit = bound_fit(ok, [seeds[d] for d in ok], level=level, num_boot=nb)
+    verdict, why = _family_verdict(fit, min_ds)
+    fits[f] = dict(fit, mode="exact", unresolved_ds=[d for d in curve if d not in ok],
+                   verdict=verdict, reason=why)
+    parts.append(verdict)
+    if verdict != "holds":
+      reasons.append(f"{f} (exact): {why}")
+    decay_rates[f] = -fit["slope"]
+    if ok:
+      smallest = min(smallest, min(curve[d] for d in ok))
+    sampled = _per_seed(rows, "exact_sampled", f)
+    exact[f] = dict(exact=curve, exact_sampled={d: float(np.mean(v)) for d, v in sampled.items()},
+                    per_seed=seeds)
+
   mc = {}
   for f in config.mc_features:
-    curve = _mean_by(rows, "monte_carlo", f)
-    se = {}
-    for r in rows:
-      if r["mode"] == "monte_carlo" and r["feature"] == f:
-        se.setdefault(r["d"], []).append(float(r["mc_stderr"]))
-    mc[f] = {d: dict(mean_abs_corr=v, stderr=float(np.mean(se[d])),
-                     resolved=bool(v > 3 * np.mean(se[d]))) for d, v in curve.items()}
-  decays = all(c > 0 for c in rates.values()) and bool(rates)
-  holds = sum_err <= 1e-12 and norm_min >= 1 / 6 and decays and smallest <= 1e-12
-  rate_text = ", ".join(f"{f}: c = {c:.2f}" for f, c in rates.items())
+    seeds, ses = _per_seed(rows, "monte_carlo", f), _per_seed(rows, "monte_carlo", f, "mc_stderr")
+    mc[f] = {}
+    for d, v in seeds.items():
+      value, se = float(np.mean(v)), float(np.mean(ses[d]))
+      floor = config.mc_resolve_factor * se
+      mc[f][d] = dict(mean_abs_corr=value, stderr=se, floor=floor, resolved=bool(value > floor))
+    ok = [d for d, e in mc[f].items() if e["resolved"]]
+    fit = bound_fit(ok, [seeds[d] for d in ok], level=level, num_boot=nb)
+    if len(ok) >= min_ds:
+      status = _fmt_fit(fit)
+    elif ok:
+      status = (f"resolved only at d = {', '.join(map(str, ok))}; "
+                f"unresolved beyond d = {max(ok)}")
+    else:
+      status = "unresolved at every d"
+    fits[f + " (monte_carlo)"] = dict(fit, mode="monte_carlo", status=status,
+                                      unresolved_ds=[d for d in mc[f] if d not in ok])
+
+  verdict = verdicts.combine(parts)
+  exact_text = "; ".join(f"{f}: {_fmt_fit(fits[f])}" for f in config.exact_features)
+  mc_text = "; ".join(f"{f}: {fits[f + ' (monte_carlo)']['status']}" for f in config.mc_features)
+  floors = sorted({round(e["floor"], 6) for v in mc.values() for e in v.values()})
+  floor_text = (f"Monte Carlo floor {config.mc_resolve_factor:g}·s.e. ≈ "
+                f"{min(floors):.1e}–{max(floors):.1e} (n = {config.mc_n})" if floors else "")
+  criteria = dict(min_resolved_ds=min_ds, interval_level=level, psi_sum_tol=config.psi_sum_tol,
+                  psi_norm_min=config.psi_norm_min, mc_resolve_factor=config.mc_resolve_factor,
+                  num_boot=nb)
   return dict(
-      claim=("Prop. 4.4: ψ_{w*} is a sum of a = 4m+2 ReLUs with ‖ψ_{w*}‖² ≥ 1/6, and "
-             "E_{w*}|<f, ψ_{w*}>| ≤ √(20‖f‖²e^{−cd}) for every f chosen without w*."),
-      prediction=("ψ equals its ReLU sum to 1e-12; ‖ψ‖² ≥ 1/6; log E|<f,ψ>| falls at least "
-                  "linearly in d (rate c > 0), resolved by exact mode below 1e-12"),
-      measured=(f"max |ψ − ReLU sum| = {sum_err:.1e}; min ‖ψ‖² = {norm_min:.4f}; "
-                f"decay rates {rate_text}; smallest exact E|corr| = {smallest:.2e}"),
-      holds=bool(holds),
+      claim=("Prop. 4.4: ψ_{w*} is a sum of a = 4m+2 ReLUs with |a_j| ≤ 2 and ‖ψ_{w*}‖² ≥ 1/6, "
+             "and E_{w*}|<f, ψ_{w*}>| ≤ √(20‖f‖²e^{−cd}) for every f chosen without w*, "
+             "c universal."),
+      prediction=(f"ψ equals its ReLU sum to {config.psi_sum_tol:.0e}; ‖ψ‖² ≥ "
+                  f"{config.psi_norm_min:.4g}; for every exact-mode family m_d = "
+                  "E|<f,ψ>|/‖f‖ decays exponentially: the rate c of m_d ≈ √(C e^{−cd}) "
+                  f"(c = −2·slope of log m_d over ≥ {min_ds} resolved d) has its "
+                  f"{level:.0%} bootstrap interval entirely above 0"),
+      measured=(f"max |ψ − ReLU sum| = {sum_err:.1e}; min ‖ψ‖² = {norm_min:.4f}; exact: "
+                f"{exact_text}; smallest exact m_d = {smallest:.2e}; Monte Carlo (not deciding): "
+                f"{mc_text}; {floor_text}"),
+      **verdicts.fields(
+          verdict,
+          would_fail_if=(f"ψ differed from its ReLU sum by more than {config.psi_sum_tol:.0e} "
+                         f"or needed |a_j| > 2, or min ‖ψ‖² fell below "
+                         f"{config.psi_norm_min:.4g}; or, for some exact-mode family ("
+                         f"{', '.join(config.exact_features)}), the {level:.0%} bootstrap "
+                         "interval of c lay entirely at or below 0, i.e. E|<f, ψ>|/‖f‖ did "
+                         "not fall with d over the measured range"),
+          departures=(
+              "The bound is for every f and a universal c; we measure drawn features of a few "
+              f"families at d = {list(config.ds)} (exact) and {list(config.mc_ds)} (Monte "
+              "Carlo) and test exponential decay (c > 0), reporting c_max, the largest c for "
+              "which √(20 e^{−cd}) bounds every measured m_d, instead of a fixed c. ψ (R = d, "
+              "m = ⌈d²/4⌉) is a reconstruction of the paper's. The intervals are over the "
+              f"{config.num_seeds} feature / w* draws per d; they have zero width for families "
+              "whose m_d does not depend on the draw (bias-free ridge, coupling). Monte Carlo "
+              "families (" + ", ".join(config.mc_features) + ") are reported but do not "
+              "decide the verdict: a value counts as resolved only above "
+              f"{config.mc_resolve_factor:g} standard errors, and unresolved values are kept "
+              "out of every fit. The mean over w* is the ρ-integral, not the sampled average."),
+          reasons=reasons),
+      criteria=criteria,
       psi_sum_max_err=sum_err,
       min_psi_norm_sq=norm_min,
-      decay_rates=rates,
+      max_abs_relu_coef=coef_max,
+      bound_fits=fits,
+      decay_rates=decay_rates,
       smallest_exact=smallest,
-      exact=per_feature,
+      exact=exact,
       monte_carlo=mc,
   )
 

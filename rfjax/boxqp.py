@@ -131,10 +131,12 @@ def _solve_block(Q_ff: np.ndarray, rhs_f: np.ndarray) -> np.ndarray:
   for jitter in _JITTERS:
     try:
       a = Q_ff if jitter == 0.0 else Q_ff + (jitter * scale) * np.eye(Q_ff.shape[0])
-      return sla.cho_solve(sla.cho_factor(a, lower=True, check_finite=False), rhs_f,
-                           check_finite=False)
+      factor = sla.cho_factor(a, lower=True, check_finite=False)
     except np.linalg.LinAlgError:
       continue
+    x = sla.cho_solve(factor, rhs_f, check_finite=False)
+    # One step of iterative refinement against Q_ff itself (not the jittered matrix).
+    return x + sla.cho_solve(factor, rhs_f - Q_ff @ x, check_finite=False)
   return np.linalg.lstsq(Q_ff, rhs_f, rcond=None)[0]
 
 

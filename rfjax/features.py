@@ -267,7 +267,7 @@ _register_builtin("tanh_cube", FeatureMap(
 
 
 # ----------------------------------------------------------------------------------------------
-# Random multi-layer net (Thm 4.2): f_i(x) = output unit i of a random ReLU net.
+# Random multi-layer net (Thm 4.2): f_i(x) = unit i of the last hidden layer of a random net.
 
 DEEP_NET_WIDTH = 64
 
@@ -279,40 +279,44 @@ def _sphere_columns_init(key: jax.Array, shape: tuple[int, int],
 
 
 class RandomNet(nn.Module):
-  """x -> relu(W1 x) -> relu(W2 .) -> W3 . : rows of W1 on S^{d-1}, W2, W3 He-normal, no biases."""
+  """x -> h = relu(W1 x + b1) -> relu(W2 h + b2), the r units of the last hidden layer.
+
+  Rows of W1 uniform on S^{d-1} (f(Wx) with a random W, Thm 4.2), W2 He-normal, biases
+  N(0, 1). The r features are ReLU units of their own, so the family's span is not limited
+  by the width of the layer before it (a linear read-out of a narrow layer would be).
+  """
   r: int
   width: int = DEEP_NET_WIDTH
   param_dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x_nd: jax.Array) -> jax.Array:
-    """phi_nr: the r outputs of the random net."""
-    he = nn.initializers.he_normal()
-    h_nh = nn.relu(nn.Dense(self.width, use_bias=False, kernel_init=_sphere_columns_init,
+    """phi_nr: the r units of the last hidden layer."""
+    normal = nn.initializers.normal(1.0)
+    h_nh = nn.relu(nn.Dense(self.width, kernel_init=_sphere_columns_init, bias_init=normal,
                             param_dtype=self.param_dtype, precision=_HIGHEST, name="w1")(x_nd))
-    h_nh = nn.relu(nn.Dense(self.width, use_bias=False, kernel_init=he,
+    return nn.relu(nn.Dense(self.r, kernel_init=nn.initializers.he_normal(), bias_init=normal,
                             param_dtype=self.param_dtype, precision=_HIGHEST, name="w2")(h_nh))
-    return nn.Dense(self.r, use_bias=False, kernel_init=he, param_dtype=self.param_dtype,
-                    precision=_HIGHEST, name="w3")(h_nh)
 
 
 def _deep_net_init(key: jax.Array, d: int, r: int, dtype: DTypeLike) -> Params:
-  """Linen variables {"params": {"w1": [d, 64], "w2": [64, 64], "w3": [64, r]}}."""
+  """Linen variables {"params": {"w1": {kernel [d, 64], bias [64]}, "w2": {kernel [64, r],
+  bias [r]}}}."""
   return RandomNet(r=r, param_dtype=dtype).init(key, jnp.zeros((1, d), dtype))
 
 
 def _deep_net_apply(params: Params, x_nd: ArrayLike) -> jax.Array:
-  """phi_nr = the random net's outputs; r is read from the last layer's shape."""
-  r = params["params"]["w3"]["kernel"].shape[-1]
-  dtype = params["params"]["w3"]["kernel"].dtype
+  """phi_nr = the random net's last hidden layer; r is read from its shape."""
+  r = params["params"]["w2"]["kernel"].shape[-1]
+  dtype = params["params"]["w2"]["kernel"].dtype
   return RandomNet(r=r, param_dtype=dtype).apply(params, jnp.asarray(x_nd))
 
 
 _register_builtin("deep_net", FeatureMap(
     init=_deep_net_init, apply=_deep_net_apply, kernel=None, ridge=None,
-    description=("random 3-layer ReLU net (first layer rows on the unit sphere, He-normal "
-                 f"width-{DEEP_NET_WIDTH} hidden layer, linear He-normal output); "
-                 "f_i = output i (Thm 4.2)")))
+    description=("random 2-hidden-layer ReLU net: relu(W2 relu(W1 x + b1) + b2), rows of W1 on "
+                 f"the unit sphere, width {DEEP_NET_WIDTH}, W2 He-normal, biases N(0, 1); "
+                 "f_i = unit i of the last hidden layer (Thm 4.2)")))
 
 
 # ----------------------------------------------------------------------------------------------

@@ -97,20 +97,23 @@ class _Sums(NamedTuple):
   yy: jax.Array
 
 
-def _sums_zero(r: int, dtype: Any, starts: tuple[int, ...]) -> _Sums:
-  zero = jnp.zeros((), dtype)
-  return _Sums(_gram_zero(r, dtype, starts), jnp.zeros((r,), dtype), jnp.zeros((r,), dtype),
-               zero, zero)
+def _sums_zero(r: int, dtype: Any, starts: tuple[int, ...], t_shape: tuple[int, ...] = ()
+               ) -> _Sums:
+  """Zero sums; t_shape = () for one target y [n], (t,) for t targets y [n, t]."""
+  zero = jnp.zeros(t_shape, dtype)
+  return _Sums(_gram_zero(r, dtype, starts), jnp.zeros(t_shape + (r,), dtype),
+               jnp.zeros((r,), dtype), zero, zero)
 
 
 def _sums_add(sums: _Sums, phi_nr: jax.Array, y_n: jax.Array,
               starts: tuple[int, ...]) -> _Sums:
   dtype = sums.b.dtype
   phi_nr, y_n = phi_nr.astype(dtype), y_n.astype(dtype)
+  # y_n is [n] (one target) or [n, t] (t targets sharing the features' Gram).
   return _Sums(_gram_add(sums.panels, phi_nr, starts),
-               sums.b + jnp.matmul(y_n, phi_nr, precision=_HI),
-               sums.s + phi_nr.sum(0), sums.ys + y_n.sum(),
-               sums.yy + jnp.dot(y_n, y_n, precision=_HI))
+               sums.b + jnp.matmul(y_n.T, phi_nr, precision=_HI),
+               sums.s + phi_nr.sum(0), sums.ys + y_n.sum(0),
+               sums.yy + jnp.sum(y_n * y_n, axis=0))
 
 
 def _sums_moments(sums: _Sums, n: int, starts: tuple[int, ...]) -> Moments:
@@ -152,6 +155,8 @@ def sample_moments(apply_fn: Callable[[Any, jax.Array], jax.Array], params: Any,
                    batch_sharded: bool = False) -> Moments:
   """Monte Carlo moments over n inputs x ~ sampler, streamed in chunks (memory O(r^2 + chunk r)).
 
+  `target_fn` maps x_nd to y_n [n], or to y_nt [n, t] for t targets at once (then b_r is
+  [t, r] and y_mean, yy are [t]: one Gram for all targets).
   Chunk i uses inputs `sampler(jax.random.fold_in(key, i), chunk, d, dtype=dtype)`; when n is
   not a multiple of chunk, one last chunk of n % chunk inputs uses index n // chunk.
   Sums accumulate in `accum_dtype` (default: the dtype of the features); pass jnp.float64
@@ -171,8 +176,9 @@ def sample_moments(apply_fn: Callable[[Any, jax.Array], jax.Array], params: Any,
     x_nd = sampler(jax.random.fold_in(key, i), size, d, dtype=dtype)
     return apply_fn(params, x_nd), target_fn(x_nd)
 
-  phi_shape, _ = jax.eval_shape(lambda: features(0, chunk))
+  phi_shape, y_shape = jax.eval_shape(lambda: features(0, chunk))
   r = phi_shape.shape[-1]
+  t_shape = tuple(y_shape.shape[1:])
   # float64 asked for with x64 off falls back to float32 (canonical dtype).
   acc = jax.dtypes.canonicalize_dtype(phi_shape.dtype if accum_dtype is None else accum_dtype)
   starts = gram_blocks(r)
@@ -181,8 +187,8 @@ def sample_moments(apply_fn: Callable[[Any, jax.Array], jax.Array], params: Any,
     return _sums_add(sums, *features(i, size), starts)
 
   def local(idx):
-    return jax.lax.scan(lambda c, i: (add(c, i, chunk), None), _sums_zero(r, acc, starts),
-                        idx)[0]
+    return jax.lax.scan(lambda c, i: (add(c, i, chunk), None),
+                        _sums_zero(r, acc, starts, t_shape), idx)[0]
 
   idx = jnp.arange(n_full, dtype=jnp.uint32)
   sums = _over_batch(local, idx) if batch_sharded else local(idx)

@@ -294,15 +294,29 @@ def test_deep_net_structure_and_forward():
   fm = features.get("deep_net")
   d, r = D, R_SMALL
   params = fm.init(jax.random.key(0), d, r)
-  w1, w2, w3 = (np.asarray(params["params"][k]["kernel"]) for k in ("w1", "w2", "w3"))
-  chex.assert_shape([w1, w2, w3], [(d, 64), (64, 64), (64, r)])
+  p = params["params"]
+  w1, w2 = (np.asarray(p[k]["kernel"]) for k in ("w1", "w2"))
+  b1, b2 = (np.asarray(p[k]["bias"]) for k in ("w1", "w2"))
+  chex.assert_shape([w1, b1, w2, b2], [(d, 64), (64,), (64, r), (r,)])
   np.testing.assert_allclose(np.linalg.norm(w1, axis=0), 1.0, rtol=1e-13)  # rows of W1
-  # He-normal (truncated normal, variance 2 / fan_in).
-  assert abs(w2.var() * 64 / 2 - 1) < 0.1
+  big = np.asarray(fm.init(jax.random.key(1), d, 4096)["params"]["w2"]["kernel"])
+  assert abs(big.var() * 64 / 2 - 1) < 0.1               # He-normal: variance 2 / fan_in
+  assert abs(np.asarray(fm.init(jax.random.key(1), d, 4096)["params"]["w2"]["bias"]).std()
+             - 1) < 0.05
   x = np.asarray(_x(4, d))
   relu = lambda z: np.maximum(z, 0)
-  np.testing.assert_allclose(fm.apply(params, x), relu(relu(x @ w1) @ w2) @ w3, rtol=1e-11,
+  np.testing.assert_allclose(fm.apply(params, x), relu(relu(x @ w1 + b1) @ w2 + b2), rtol=1e-11,
                              atol=1e-13)
+
+
+def test_deep_net_features_are_not_rank_limited():
+  """r > width units of the last hidden layer span r dimensions (a linear read-out of the
+  width-64 layer would span at most 64)."""
+  fm = features.get("deep_net")
+  params = fm.init(jax.random.key(2), 3, 128)
+  phi = np.asarray(fm.apply(params, jax.random.normal(jax.random.key(3), (4096, 3))))
+  sv = np.linalg.svd(phi - phi.mean(0), compute_uv=False)
+  assert np.sum(sv > 1e-8 * sv[0]) > 64
 
 
 def test_coupling_definition():

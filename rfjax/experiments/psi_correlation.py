@@ -239,11 +239,9 @@ def run_cell(config: mlc.ConfigDict, cell: dict[str, Any], key: jax.Array) -> li
                        num_w_star=config.num_w_star)
     for s in range(config.num_seeds):
       rows.append(dict(base, seed=s, mode="exact", mean_abs_corr=float(np.mean(out["exact"][s])),
-                       per_feature=[float(v) for v in out["exact"][s]],
                        num_features=config.num_features, w_star="rho_integral"))
       rows.append(dict(base, seed=s, mode="exact_sampled",
                        mean_abs_corr=float(np.mean(out["exact_sampled"][s])),
-                       per_feature=[float(v) for v in out["exact_sampled"][s]],
                        num_features=config.num_features, w_star=config.num_w_star))
   else:
     keys = sweep.seed_keys(key, config.mc_num_seeds)

@@ -248,48 +248,84 @@ def psi_correlation(config: mlc.ConfigDict, rows: list[dict],
 @PLOTTERS.register("relu_neuron_rf")
 def relu_neuron_rf(config: mlc.ConfigDict, rows: list[dict],
                    summary: dict[str, Any]) -> plt.Figure:
-  """Error vs r·B per d; r·min B vs d; the best error vs d."""
-  fig, (ax1, ax2, ax3) = plt.subplots(1, 3, figsize=(16, 4.4))
-  main_f = config.features[0]
-  sel = [r for r in rows if r["feature"] == main_f and r["target"] == "psi"]
-  r_max = max((r["r"] for r in sel), default=None)
-  ds = sorted({r["d"] for r in sel})
-  colors = plt.cm.viridis(np.linspace(0, 0.9, max(len(ds), 1)))
-  for d, color in zip(ds, colors):
-    pts = sorted(((r["rB"], float(r["error"])) for r in sel
-                  if r["d"] == d and r["r"] == r_max and r["seed"] == 0))
+  """Certified r·min B (median and range over w*) vs d per family, target and ε; the best ψ
+  error at a fixed r·B vs d. Not reachable (certified) and unresolved points are marked."""
+  table = summary["table"]
+  fig, axes = plt.subplots(1, 3, figsize=(17, 4.8))
+  top = config.rB_max
+  styles = {}
+  markers = ["o", "s", "^", "D", "v", "P", "X", "*"]
+
+  def style(f: str) -> tuple[str, str]:
+    if f not in styles:
+      styles[f] = (f"C{len(styles)}", markers[len(styles) % len(markers)])
+    return styles[f]
+
+  panels = [(axes[0], "psi", "ψ_{w*}"), (axes[1], "neuron", "hardest ψ-neuron a[<w*,x> − c_j]₊")]
+  for ax, target, name in panels:
+    for f, by_t in table.items():
+      color, marker = style(f)
+      for k, (e, by_d) in enumerate(by_t.get(target, {}).items()):
+        ls = ["-", "--", ":"][k % 3]
+        for r in sorted({r for by_r in by_d.values() for r in map(int, by_r)}):
+          pts, lo, hi, miss, unres = [], [], [], [], []
+          for d in sorted(by_d, key=int):
+            c = by_d[d].get(r, by_d[d].get(str(r)))
+            if c is None:
+              continue
+            q = c["rB_quantiles"]
+            if c["unresolved"]:
+              unres.append(int(d))
+            elif c["rB_median"] is None:
+              miss.append(int(d))
+            else:
+              pts.append((int(d), c["rB_median"]))
+              lo.append(q[0])
+              hi.append(q[4] if q[4] is not None else top * 3)
+          label = f"{f}, ε = {float(e):.3g}, r = {r}"
+          if pts:
+            x, y = zip(*pts)
+            ax.semilogy(x, y, marker + ls, color=color, ms=4, label=label)
+            ax.fill_between(x, lo, hi, color=color, alpha=0.12)
+            label = None
+          if miss:
+            ax.semilogy(miss, [top * 3] * len(miss), marker, mfc="none", color=color, ms=6,
+                        label=(label + ": not reachable") if label else None)
+            label = None
+          if unres:
+            ax.semilogy(unres, [top * 10] * len(unres), "x", color=color, ms=7,
+                        label=(label + ": unresolved") if label else None)
+    ax.axhline(top, color="gray", lw=0.8)
+    ax.set(xlabel="d", ylabel="certified r·min B (median, band: min–max over w*)",
+           title=f"Fitting {name}: hollow = certified not reachable at r·B ≤ {top:.0e}, "
+                 "× = unresolved")
+    ax.title.set_fontsize(8)
+    ax.legend(fontsize=6, ncol=1)
+  ax = axes[2]
+  for f, by_t in table.items():
+    color, marker = style(f)
+    by_eps = by_t.get("psi", {})
+    if not by_eps:
+      continue
+    by_d = next(iter(by_eps.values()))
+    pts = [(int(d), c[config.fixed_r if config.fixed_r in c else str(config.fixed_r)])
+           for d, c in by_d.items()
+           if config.fixed_r in c or str(config.fixed_r) in c]
+    pts = [(d, c["fixed_error_median"], c["fixed_error_max"]) for d, c in pts
+           if c["fixed_error_median"] is not None]
     if pts:
-      ax1.loglog(*zip(*pts), "o-", color=color, ms=3, label=f"d = {d}")
-  ax1.axhline(1 / 6, color="k", ls="--", lw=1, label="ε = 1/6")
-  ax1.set(xlabel="r·B  (|u_i| ≤ B)", ylabel="E(Σu_i f_i + u_0 − ψ_{w*})²",
-          title=f"Fitting ψ with r = {r_max} {main_f} features")
-  ax1.legend(fontsize=7, ncol=2)
-  top = config.rB_range[1]
-  for i, (f, per_t) in enumerate(summary["table"].items()):
-    for t, marker in (("psi", "o"), ("neuron", "s")):
-      per_d = per_t.get(t, {})
-      if not per_d:
-        continue
-      dd = [int(d) for d in per_d]
-      hit = [(d, v["rB_min"]) for d, v in zip(dd, per_d.values()) if v["reached"]]
-      miss = [d for d, v in zip(dd, per_d.values()) if not v["reached"]]
-      ls = "-" if t == "psi" else ":"
-      if hit:
-        ax2.semilogy(*zip(*hit), marker + ls, color=f"C{i}", label=f"{f} / {t}")
-      if miss:
-        ax2.semilogy(miss, [top * 3] * len(miss), marker, mfc="none", color=f"C{i}",
-                     label=f"{f} / {t}: not reached" if not hit else None)
-      rel = [v["best_relative_error"] for v in per_d.values()]
-      ax3.plot(dd, rel, marker + ls, color=f"C{i}", label=f"{f} / {t}")
-  ax2.axhline(top, color="gray", lw=0.8)
-  ax2.text(ax2.get_xlim()[0], top * 4, "not reached at any r·B tried", fontsize=7, va="bottom")
-  ax2.set(xlabel="d", ylabel="smallest r·B reaching ε (min over r)",
-          title="r·max|u| needed grows exponentially")
-  ax2.legend(fontsize=7)
-  ax3.axhline(0.5, color="k", ls="--", lw=1, label="ε/‖ψ‖² = 1/2 (ψ)")
-  ax3.set(xlabel="d", ylabel="best relative error E(Σu_i f_i + u_0 − y)²/E y²", ylim=(0, 1.05),
-          title="Best achievable error (any u, any r tried) rises to ‖y‖²")
-  ax3.legend(fontsize=7)
+      pts.sort()
+      x, med, mx = zip(*pts)
+      ax.plot(x, med, marker + "-", color=color, label=f"{f} (median)")
+      ax.plot(x, mx, marker, mfc="none", color=color, ms=4)
+  for k, e in enumerate(config.eps_psi):
+    ax.axhline(e, color="k", ls=["--", ":"][k % 2], lw=1, label=f"ε = {e:.3g}")
+  ax.axhline(1 / 3, color="gray", lw=0.8, label="‖ψ‖² ≈ 1/3")
+  ax.set(xlabel="d", ylabel=f"certified best error at r·B = {config.fixed_rB:g}",
+         title=f"ψ error at fixed r·max|u| = {config.fixed_rB:g} (r = {config.fixed_r}); "
+               "hollow: worst w*", ylim=(0, 0.4))
+  ax.title.set_fontsize(8)
+  ax.legend(fontsize=7)
   _title(fig, summary)
   return fig
 

@@ -146,13 +146,13 @@ def _state_from(u_r: np.ndarray, B: float) -> np.ndarray:
 
 
 def solve(p: Problem, B: float, *, state_r: np.ndarray | None = None,
-          max_pivots: int | None = None, patience: int = 10) -> Solution:
+          max_pivots: int | None = None, patience: int = 30) -> Solution:
   """min E(u) s.t. |u_i| ≤ B by block principal pivoting, from partition `state_r`.
 
   state_r (int8 [r], 0 free / ±1 at ±B) warm-starts the pivoting; None starts with every
   coordinate free, i.e. from the least-squares solution. Returns the final point (always
   feasible) with its certificate; `kkt` says whether the pivoting terminated, which it
-  does unless `max_pivots` (default 50 + r) runs out.
+  does unless `max_pivots` (default 100 + 2r) runs out.
   """
   if not B > 0:
     raise ValueError(f"B must be > 0, got {B!r}")
@@ -161,7 +161,7 @@ def solve(p: Problem, B: float, *, state_r: np.ndarray | None = None,
   live = _live(p)
   state = (np.zeros(r, np.int8) if state_r is None else np.asarray(state_r, np.int8).copy())
   state[~live] = 0
-  max_pivots = 50 + r if max_pivots is None else max_pivots
+  max_pivots = 100 + 2 * r if max_pivots is None else max_pivots
   best, budget = r + 1, patience
   u = np.zeros(r)
   kkt = False
@@ -203,6 +203,27 @@ def least_squares(p: Problem) -> Solution:
     u[live] = _solve_block(p.Q_rr[np.ix_(live, live)], p.c_r[live])
   B = float(np.abs(u).max()) if u.size else 0.0
   return certify(p, u, max(B, np.finfo(np.float64).tiny), _state_from(u, B), 1, True)
+
+
+def least_squares_all(ps: list[Problem]) -> list[Solution]:
+  """least_squares(p) for problems that share one Q (targets over the same features): one
+  factorisation for all of them."""
+  if not ps:
+    return []
+  Q = ps[0].Q_rr
+  if any(p.Q_rr is not Q and not np.array_equal(p.Q_rr, Q) for p in ps[1:]):
+    raise ValueError("least_squares_all needs problems with the same Q_rr")
+  live = _live(ps[0])
+  U = np.zeros((Q.shape[0], len(ps)))
+  if live.any():
+    C = np.stack([p.c_r[live] for p in ps], axis=1)
+    U[live] = _solve_block(Q[np.ix_(live, live)], C)
+  out = []
+  for k, p in enumerate(ps):
+    u = U[:, k]
+    B = float(np.abs(u).max()) if u.size else 0.0
+    out.append(certify(p, u, max(B, np.finfo(np.float64).tiny), _state_from(u, B), 1, True))
+  return out
 
 
 def path(p: Problem, B_grid: Any) -> list[Solution]:
@@ -281,6 +302,8 @@ def min_B(p: Problem, eps: float, *, B_max: float, ratio: float = 1.2, max_solve
     return done("reached", 0.0, 0.0, zero, zero.lower_at(B_max))
   if ls.error <= eps and ls.B <= B_max:
     hi = ls
+  elif ls.error > eps and ls.lower_at(B_max) > eps:   # the least-squares line certifies it
+    return done("not_reachable", B_max, math.inf, None, ls.lower_at(B_max))
   else:
     top = solve(p, B_max, state_r=_state_from(ls.u_r, B_max))
     solves, max_gap = 1, top.gap
@@ -312,8 +335,13 @@ def min_B(p: Problem, eps: float, *, B_max: float, ratio: float = 1.2, max_solve
       if hi.B / max(B_lo, np.finfo(np.float64).tiny) <= ratio:
         break
     B_t = math.sqrt(max(B_lo, hi.B * 1e-6) * hi.B)
-    near = min(solved[1:] + [hi], key=lambda s: abs(math.log(s.B / B_t)) if s.B > 0 else math.inf)
-    sol = solve(p, B_t, state_r=near.state_r)
+    # Warm start: the partition of the point interpolated between the two solutions around
+    # B_t (the solution path u(B) is piecewise linear in B).
+    theta = (B_t - below.B) / (hi.B - below.B) if hi.B > below.B else 1.0
+    guess = (1 - theta) * below.u_r + theta * hi.u_r
+    sol = solve(p, B_t, state_r=_state_from(guess, B_t))
+    if not sol.kkt:                      # a poor warm start: start again from least squares
+      sol = min(sol, solve(p, B_t), key=lambda s: s.gap)
     solves += 1
     max_gap = max(max_gap, sol.gap)
     solved.append(sol)

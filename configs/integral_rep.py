@@ -19,7 +19,8 @@ def get_config(variant: str = "") -> mlc.ConfigDict:
   c.num_sup = 2048                         # uniform points for the sup|g| estimate
   c.num_test = 1024                        # x points for the residual (half sphere, half ball)
   c.chunk = 512
-  c.poly_tol = 1e-10
+  c.poly_tol = 1e-10                       # verdict: residual ≤ this for polynomial σ
+  c.sup_rtol, c.sup_atol = 1e-9, 1e-12     # verdict: sup_g ≤ Σ|b_J|(1 + rtol) + atol (rounding)
   if variant == "smoke":
     c.ds, c.ks, c.truncation_degrees = (2, 3), (1, 2), (2, 4)
     c.num_seeds, c.num_sup, c.num_test, c.chunk = 2, 1024, 256, 128

@@ -28,6 +28,9 @@ def get_config(variant: str = "") -> mlc.ConfigDict:
   c.neuron_batch = 16
   c.neuron_lr_times_r = 1.0        # c: η_U = c/r; η_W = c·r (mean_field) or c/r (lazy)
   c.neuron_w_lr_scaling = "mean_field"   # first layer: "mean_field" (learns) or "lazy"
+  c.w_move_exponent_max = -1.0     # verdict: ‖W_T−W_0‖_F/‖W_0‖_F ∝ r^a with a < this
+  c.sign_flips_exponent_max = 0.0  # verdict: ReLU sign flips ∝ r^a with a < this
+  c.out_gap_exponent_max = 0.0     # verdict: full-vs-linearised gap ∝ r^a with a < this
   c.neuron_tolerance = 1e-4        # "learned": relative test error ≤ this
   c.neuron_lin_fit_samples_per_feature = 8   # linearised twin's best fit: n = 8·r(d+1) ...
   c.neuron_lin_fit_max_features = 2304       # ... computed while r(d+1) ≤ this

@@ -17,6 +17,8 @@ def get_config(variant: str = "") -> mlc.ConfigDict:
   c.threshold = 0.25                   # P(error < threshold) at r = d / 2
   c.tail_ds = (4, 8, 16, 24, 32, 48)
   c.tail_seeds = 8192
+  c.max_mean_z = 3.0                   # verdict: |mean − (1 − r/d)| ≤ this many s.e. per cell
+  c.max_tail_z = 3.0                   # verdict: tail fraction within this many binomial s.e.
   if variant == "smoke":
     c.ds, c.ratios, c.num_seeds = (8,), (0.25, 0.5), 64
     c.tail_ds, c.tail_seeds = (4,), 256

@@ -21,7 +21,9 @@ def get_config(variant: str = "") -> mlc.ConfigDict:
   c.num_seeds = 16
   c.num_test = 10240             # half on the unit sphere, half in the ball
   c.delta = 0.1
-  c.slope_tol = 0.1
+  c.slope_tol = 0.1              # verdict: slope of log mean sup-error vs log r in −0.5 ± this
+  c.level = 0.9                  # verdict: seed-bootstrap interval / binomial chance level
+  c.num_boot = 2000              # bootstrap replicates of the slope
   if variant == "smoke":
     c.log2_r_max, c.num_seeds, c.num_test, c.num_sup = 9, 4, 512, 1024
   elif variant:

@@ -99,7 +99,8 @@ def main(argv: Sequence[str]) -> None:
   if jax.process_index() != 0:
     return
   for name, summary in summaries.items():
-    verdict = "holds" if summary["holds"] else "DOES NOT HOLD"
+    verdict = runner.verdict_of(summary)
+    verdict = "FAILS" if verdict == "fails" else verdict
     print(f"{name}: {verdict} — {summary['measured']}")
   print(f"report: {os.path.join(_WORKDIR.value, 'report.md')}")
 

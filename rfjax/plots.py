@@ -39,8 +39,13 @@ def save(name: str, config: mlc.ConfigDict, rows: list[dict], summary: dict[str,
 
 
 def _title(fig: plt.Figure, summary: dict[str, Any]) -> None:
-  verdict = "holds" if summary.get("holds") else "does NOT hold"
-  fig.suptitle(f"{summary.get('experiment', '')}: prediction {verdict}", fontsize=11)
+  """'<experiment>: prediction holds / FAILS / inconclusive' from summary['verdict'] (from
+  summary['holds'] for a summary written before verdicts)."""
+  verdict = summary.get("verdict")
+  if verdict not in ("holds", "fails", "inconclusive"):
+    verdict = "holds" if summary.get("holds") else "fails"
+  shown = "FAILS" if verdict == "fails" else verdict
+  fig.suptitle(f"{summary.get('experiment', '')}: prediction {shown}", fontsize=11)
 
 
 @PLOTTERS.register("linear_rf")

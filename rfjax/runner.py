@@ -9,10 +9,15 @@ Numerical safety: a cell whose rows hold a non-finite number (a fit or a trainin
 that overflowed) is stopped there: instead of its rows, one error row is written that
 names the cell and the quantities that went non-finite, and the sweep goes on. Error
 rows never reach `summarize` or the figure; summary.json counts them (`failed_cells`,
-`failed`), and a claim with failed cells is not reported as holding. On resume an
+`failed`), and a claim with failed cells is "inconclusive" (never "holds"), with the
+reason in `verdict_reasons`. On resume an
 error cell counts as done, like any written cell: a run is deterministic in (config,
 seed), so recomputing it would fail the same way. To retry such cells (say, after a
 code fix), delete their lines (those with a "failure" field) from results.jsonl.
+
+Verdicts: every summary carries `verdict` ∈ {holds, fails, inconclusive} with `holds` =
+(verdict == "holds"), `would_fail_if` and `departures` (rfjax.verdicts); a summarize()
+that returns none is an error (`check_verdict`). The report and the figure title show it.
 
 Checkpoints: an experiment registered with `checkpoints=True` gets a directory
 `<experiment>/checkpoints/<cell>/` in which it saves a long computation (orbax) and from
@@ -38,6 +43,7 @@ from absl import logging
 from rfjax import experiments
 from rfjax import plots
 from rfjax import results
+from rfjax import verdicts
 from rfjax.validation import ConfigError
 
 
@@ -138,7 +144,7 @@ def run_experiment(config: mlc.ConfigDict, workdir: str) -> dict:
     logging.info("%s: cell %d/%d %s done in %.1fs", name, i + 1, len(grid), key,
                  time.time() - t0)
   if not is_writer:       # the other processes took part in every cell's computation
-    return dict(experiment=name, holds=None, measured="written by process 0")
+    return dict(experiment=name, holds=None, verdict=None, measured="written by process 0")
   order = {results.cell_key(name, c): i for i, c in enumerate(grid)}
   rows = sorted((r for r in rows if r["cell"] in order), key=lambda r: order[r["cell"]])
   failed = [dict(cell=r["cell"], failure=r["failure"]) for r in rows if "failure" in r]
@@ -147,7 +153,7 @@ def run_experiment(config: mlc.ConfigDict, workdir: str) -> dict:
   summary = dict(experiment=name)
   if rows:
     try:
-      summary.update(exp.summarize(config, rows))
+      summary.update(check_verdict(name, exp.summarize(config, rows)))
     except Exception as e:  # noqa: BLE001 - only when cells are missing; see below.
       if not failed:
         raise
@@ -157,7 +163,7 @@ def run_experiment(config: mlc.ConfigDict, workdir: str) -> dict:
   if failed:
     summary["measured"] = (f"{len(failed)} of {len(grid)} cells failed (non-finite values; "
                            f"see 'failed'); {summary.get('measured', '')}")
-    summary["holds"] = False               # the claim was not measured on the whole grid
+    summary.update(_inconclusive_for_failed(summary, len(failed), len(grid)))
   summary["failed_cells"] = len(failed)
   summary["failed"] = failed
   summary["wall_seconds_this_run"] = round(time.time() - t_start, 2)
@@ -174,6 +180,38 @@ def run_experiment(config: mlc.ConfigDict, workdir: str) -> dict:
     if os.path.exists(figure):             # never leave a figure of other rows behind
       os.unlink(figure)
   return summary
+
+
+def check_verdict(name: str, summary: dict[str, Any]) -> dict[str, Any]:
+  """`summary` itself; ValueError naming the experiment unless it carries a valid verdict
+  with holds == (verdict == "holds"), a non-empty would_fail_if and a departures text
+  (empty only where the run is in the theorem's regime)."""
+  if "verdict" not in summary:
+    raise ValueError(f"{name}: summarize() returned no 'verdict'; build its verdict fields "
+                     "with rfjax.verdicts.fields(verdict, would_fail_if=..., departures=...)")
+  verdicts.check(summary["verdict"])
+  if summary.get("holds") is not (summary["verdict"] == "holds"):
+    raise ValueError(f"{name}: summary holds={summary.get('holds')!r} disagrees with "
+                     f"verdict={summary['verdict']!r}")
+  if not isinstance(summary.get("would_fail_if"), str) or not summary["would_fail_if"]:
+    raise ValueError(f"{name}: summary 'would_fail_if' must be a non-empty text")
+  if not isinstance(summary.get("departures"), str):
+    raise ValueError(f"{name}: summary 'departures' must be a text")
+  return summary
+
+
+def _inconclusive_for_failed(summary: dict[str, Any], num_failed: int,
+                             num_cells: int) -> dict[str, Any]:
+  """The verdict fields of a run with failed cells: inconclusive, whatever the rest gives."""
+  reasons = [f"{num_failed} of {num_cells} cells failed (non-finite values), so the claim "
+             "was not measured on the whole grid"]
+  if "verdict" in summary:
+    reasons.append(f"the remaining cells alone give {summary['verdict']!r}")
+    reasons += [f"(remaining cells) {r}" for r in summary.get("verdict_reasons", ())]
+  return verdicts.fields(
+      "inconclusive", reasons=reasons,
+      would_fail_if=summary.get("would_fail_if") or "not judged: no summary of the cells",
+      departures=summary.get("departures") or "not judged: no summary of the cells")
 
 
 def _checkpoint_dir(outdir: str, cell_key: str) -> str | None:
@@ -248,21 +286,32 @@ def write_report(workdir: str, names: Sequence[str] | None = None) -> str:
                  if os.path.exists(os.path.join(workdir, n, "summary.json"))) \
       if names is None else list(names)
   lines = ["# rfjax report", "",
-           "| experiment | claim holds | measured |", "|---|---|---|"]
+           "| experiment | verdict | measured |", "|---|---|---|"]
   blocks = []
   for name in names:
     with open(os.path.join(workdir, name, "summary.json")) as f:
       s = json.load(f)
-    verdict = "yes" if s.get("holds") else "**no**"
-    lines.append(f"| [{name}](#{name}) | {verdict} | {s.get('measured', '')} |")
+    verdict = verdict_of(s)
+    shown = {"holds": "holds", "fails": "**FAILS**"}.get(verdict, "inconclusive")
+    lines.append(f"| [{name}](#{name}) | {shown} | {s.get('measured', '')} |")
     blocks += [f"## {name}", "", s.get("claim", ""), "",
+               f"- verdict: **{verdict}**",
                f"- prediction: {s.get('prediction', '')}",
                f"- measured: {s.get('measured', '')}",
-               f"- holds: {s.get('holds')}", "",
-               f"![{name}]({name}/{name}.png)", ""]
+               f"- would fail if: {s.get('would_fail_if', '(not recorded)')}",
+               f"- departures from the theorem's regime: {s.get('departures', '(not recorded)')}"]
+    blocks += [f"- reason: {r}" for r in s.get("verdict_reasons", ())]
+    blocks += ["", f"![{name}]({name}/{name}.png)", ""]
   path = os.path.join(workdir, "report.md")
   results.write_atomic(path, "\n".join(lines + [""] + blocks))
   return path
+
+
+def verdict_of(summary: dict[str, Any]) -> str:
+  """summary['verdict']; for a summary written before verdicts, holds -> holds, else fails."""
+  if summary.get("verdict") in verdicts.VERDICTS:
+    return summary["verdict"]
+  return "holds" if summary.get("holds") else "fails"
 
 
 def run_all(config: mlc.ConfigDict, workdir: str) -> dict[str, Any]:

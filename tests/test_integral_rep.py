@@ -27,7 +27,20 @@ def test_smoke_holds():
   rows = experiments.run("integral_rep", config, jax.random.key(0))
   summary = integral_rep.summarize(config, rows)
   assert summary["holds"], summary["measured"]
+  assert summary["verdict"] == "holds" and summary["would_fail_if"] and summary["departures"]
   assert summary["poly_residual_max"] <= 1e-10
+  # A residual above poly_tol fails; without analytic σ the decay in K is not measured.
+  bad = [dict(r, residual=1e-6) if r["sigma"] == "poly3" and r["seed"] == 0 else r
+         for r in rows]
+  s = integral_rep.summarize(config, bad)
+  assert s["verdict"] == "fails" and "poly_tol = 1e-10" in s["verdict_reasons"][0]
+  s = integral_rep.summarize(config, [r for r in rows if r["sigma"] == "poly3"])
+  assert s["verdict"] == "inconclusive" and "no analytic σ" in s["verdict_reasons"][0]
+  # sup_g above Σ|b_J| beyond the config's rounding allowance fails
+  over = [dict(r, sup_g=r["g_abs_sum"] * (1 + 1e-6)) if r is rows[0] else r for r in rows]
+  assert integral_rep.summarize(config, over)["verdict"] == "fails"
+  config.sup_rtol = 1e-5
+  assert integral_rep.summarize(config, over)["verdict"] == "holds"
   assert {"d", "k", "sigma", "sup_g", "bound_g", "residual", "K", "seed"} <= set(rows[0])
   for r in rows:
     assert r["sup_g"] <= r["g_abs_sum"] * (1 + 1e-9) <= r["bound_g"]
@@ -105,6 +118,10 @@ def test_validation_errors():
   config = _config()
   config.num_test = 100
   with pytest.raises(validation.ConfigError, match="num_test"):
+    integral_rep.validate(config)
+  config = _config()
+  config.sup_rtol = -1e-9
+  with pytest.raises(validation.ConfigError, match="sup_rtol"):
     integral_rep.validate(config)
 
 

@@ -26,6 +26,11 @@ def test_smoke_run():
   s = lazy_training.summarize(config, rows)
   assert {"claim", "prediction", "measured", "holds"} <= set(s)
   assert np.isfinite(s["lazy"]["relu"]["w_move_exponent"])
+  # Two widths give no rate: the lazy part is inconclusive, never holds.
+  assert s["verdict"] in ("inconclusive", "fails") and not s["holds"]
+  assert "relu: w_move exponent from 2 width(s) with w_move > 0; a rate needs three" in \
+      s["verdict_reasons"]
+  assert s["would_fail_if"] and "not the theorem's η" in s["departures"]
   # the neuron part: mean-field steps by default, recorded per row and in the summary
   r = config.neuron_widths[0]
   neuron = [x for x in rows if x["part"] == "neuron"]
@@ -37,7 +42,9 @@ def test_smoke_run():
 
 
 @pytest.mark.parametrize("field,value", [("widths", (64,)), ("activations", ("sincos",)),
-                                         ("neuron_log_every", 7), ("neuron_kink", 5.0)])
+                                         ("neuron_log_every", 7), ("neuron_kink", 5.0),
+                                         ("w_move_exponent_max", 20.0),
+                                         ("out_gap_exponent_max", float("nan"))])
 def test_validation(field, value):
   config = cfg.get_config("smoke")
   config[field] = value
@@ -168,3 +175,44 @@ def test_paper_threshold_by_hand():
   second = s * s * ((1 + t * t) * stats.norm.sf(t) - t * stats.norm.pdf(t))
   assert lazy_training.paper_relative_threshold(8, 7.0) == pytest.approx(
       1 / (50 * 66 ** 2 * second), rel=1e-10)
+
+
+def _summary_rows(config, *, w_move_exp=-2.0, full=1e-5, rf=0.5, lin=0.3, best=(0.4, 0.2)):
+  """Rows of a three-width lazy part (w_move ∝ r^w_move_exp, flips and gap falling) and
+  one neuron width with the given relative errors and best fits."""
+  rows = []
+  for r in config.widths:
+    for regime in ("full", "random_features", "linearized"):
+      rows.append(dict(part="lazy", activation="relu", r=r, regime=regime, seed=0,
+                       step=config.steps, test_hinge=0.5, test_error=0.2,
+                       w_move=float(r) ** w_move_exp, sign_flips=1.0 / r, u_norm=1.0,
+                       **(dict(w_move_abs=1.0 / r, out_gap=1.0 / r) if regime == "full"
+                          else {})))
+  for r in config.neuron_widths:
+    for regime, err in (("full", full), ("random_features", rf), ("linearized", lin)):
+      fit = dict(random_features=best[0], linearized=best[1]).get(regime)
+      rows.append(dict(part="neuron", r=r, regime=regime, seed=0, step=config.neuron_steps,
+                       test_error=err, w_move=0.1, sign_flips=0.1,
+                       **({} if fit is None else {"best_fit_error": fit})))
+  return rows
+
+
+def test_verdict_parts_and_their_criteria():
+  config = cfg.get_config("smoke")
+  config.widths = (16, 64, 256)
+  s = lazy_training.summarize(config, _summary_rows(config))
+  assert s["verdict"] == "holds" and s["holds"] and s["verdict_reasons"] == []
+  s = lazy_training.summarize(config, _summary_rows(config, w_move_exp=-0.5))
+  assert s["verdict"] == "fails" and s["verdict_reasons"] == ["relu: w_move ∝ r^-0.50, not "
+                                                             "below r^-1"]
+  config.w_move_exponent_max = 0.0             # the criterion is the config's
+  assert lazy_training.summarize(config, _summary_rows(config, w_move_exp=-0.5))["holds"]
+  # a lazy twin that learns the neuron contradicts the claim
+  s = lazy_training.summarize(config, _summary_rows(config, lin=1e-5))
+  assert s["verdict"] == "fails" and "a lazy twin learned it" in s["verdict_reasons"][0]
+  # a full net at the tolerance but not below a twin's best readout: fails
+  s = lazy_training.summarize(config, _summary_rows(config, best=(0.4, 1e-6)))
+  assert s["verdict"] == "fails" and "not below the best readout" in s["verdict_reasons"][0]
+  # a full net that has not reached the tolerance: nothing reached, inconclusive
+  s = lazy_training.summarize(config, _summary_rows(config, full=1e-2))
+  assert s["verdict"] == "inconclusive" and "did not reach" in s["verdict_reasons"][0]

@@ -33,6 +33,15 @@ def test_smoke_run():
   s = polynomial_sgd.summarize(config, rows)
   assert {"claim", "prediction", "measured", "holds", "T_theory"} <= set(s)
   assert all(0 <= c["L_star"] <= 1.5 for c in s["cells"])
+  assert s["verdict"] in ("holds", "fails") and s["holds"] == (s["verdict"] == "holds")
+  # The departures say plainly that the best logged step is chosen on the test set.
+  assert "BEST of the logged steps" in s["departures"] and "test set" in s["departures"]
+  assert str(s["T_theory"]) in s["departures"]
+  # A full net worse than L_D(W_0, U*) + ε fails, naming the width.
+  worse = [dict(x, test_hinge=x["test_hinge"] + 2.0) if x["regime"] == "full" else x
+           for x in rows]
+  w = polynomial_sgd.summarize(config, worse)
+  assert w["verdict"] == "fails" and w["verdict_reasons"][0].startswith("r=16: full best-t")
 
 
 @pytest.mark.parametrize("field,value", [("activation", "relu"), ("widths", (0,)),

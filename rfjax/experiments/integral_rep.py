@@ -35,6 +35,7 @@ from rfjax import legendre
 from rfjax import results
 from rfjax import sweep
 from rfjax import validation
+from rfjax import verdicts
 
 NAME = "integral_rep"
 
@@ -151,6 +152,8 @@ def validate(config: mlc.ConfigDict) -> None:
     if n % chunk:
       raise validation.ConfigError(field, f"must be a multiple of chunk={chunk}, got {n}")
   validation.positive_floats("poly_tol", config.poly_tol)
+  validation.positive_floats("sup_rtol", config.sup_rtol, allow_zero=True)
+  validation.positive_floats("sup_atol", config.sup_atol, allow_zero=True)
 
 
 def cells(config: mlc.ConfigDict) -> list[dict[str, Any]]:
@@ -185,7 +188,8 @@ def _loglog_slope(x: list[float], y: list[float]) -> float:
 
 
 def summarize(config: mlc.ConfigDict, rows: list[dict]) -> dict[str, Any]:
-  """Exact for polynomial σ; residual falls with K for analytic σ; sup_g ≤ Σ|b| ≤ bound."""
+  """Exact for polynomial σ; residual falls with K for analytic σ; sup_g ≤ Σ|b| ≤ bound.
+  Each part without data (no polynomial σ, no analytic σ with two K) is inconclusive."""
   f = results.to_float
   table: dict[tuple, list[dict]] = {}
   for r in rows:
@@ -218,8 +222,11 @@ def summarize(config: mlc.ConfigDict, rows: list[dict]) -> dict[str, Any]:
           falls &= ok
           decay.append(dict(sigma=sigma, d=d, k=k, Ks=[c["K"] for c in cs], residual_max=res,
                             sup_g_max=[c["sup_g_max"] for c in cs], falls=ok))
-  bound_ok = all(f(r["sup_g"]) <= f(r["g_abs_sum"]) * (1 + 1e-9) + 1e-12
-                 and f(r["g_abs_sum"]) <= f(r["bound_g"]) for r in rows)
+  # sup_g ≤ Σ|b_J| up to the rounding of the sup search (sup_rtol, sup_atol); Σ|b_J| ≤ bound.
+  bad_bound = [r for r in rows
+               if not (f(r["sup_g"]) <= f(r["g_abs_sum"]) * (1 + config.sup_rtol)
+                       + config.sup_atol and f(r["g_abs_sum"]) <= f(r["bound_g"]))]
+  bound_ok = not bad_bound
   worst_ratio = max(c["worst_ratio"] for c in cells_out)
   # growth of sup_g with d for polynomial σ, against the bound's d-growth
   growth = []
@@ -231,7 +238,30 @@ def summarize(config: mlc.ConfigDict, rows: list[dict]) -> dict[str, Any]:
                                                         [c["sup_g_median"] for c in cs]),
                          bound_slope_in_d=_loglog_slope([c["d"] for c in cs],
                                                         [c["bound_g_max"] for c in cs])))
-  holds = bool(exact_ok and falls and bound_ok)
+  # Each part is judged on its own; a part without data is inconclusive, never holds.
+  reasons = []
+  if not poly:
+    exact_part = "inconclusive"
+    reasons.append("no polynomial σ in the config: exactness was not measured")
+  else:
+    exact_part = verdicts.judge(exact_ok)
+    reasons += [f"{c['sigma']}, d={c['d']}, k={c['k']}: residual {c['residual_max']:.3g} > "
+                f"poly_tol = {config.poly_tol:g}" for c in poly
+                if not c["residual_max"] <= config.poly_tol]
+  if not decay:
+    falls_part = "inconclusive"
+    reasons.append("no analytic σ with two or more truncation degrees K: the decay of the "
+                   "residual in K was not measured")
+  else:
+    falls_part = verdicts.judge(falls)
+    reasons += [f"{x['sigma']}, d={x['d']}, k={x['k']}: worst-seed residual over K = "
+                f"{x['Ks']} is {[float(f'{v:.3g}') for v in x['residual_max']]}, not strictly "
+                "decreasing" for x in decay if not x["falls"]]
+  reasons += [f"{r['sigma']}, d={r['d']}, k={r['k']}, K={r['K']}, seed {r['seed']}: sup_g = "
+              f"{f(r['sup_g']):.4g}, Σ|b_J| = {f(r['g_abs_sum']):.4g}, bound_g = "
+              f"{f(r['bound_g']):.4g} out of order" for r in bad_bound]
+  verdict = verdicts.combine([exact_part, falls_part, verdicts.judge(bound_ok)])
+  analytic_sigmas = sorted({c["sigma"] for c in analytic})
   return dict(
       claim=("Thm 3.4: every polynomial P with |P| ≤ 1 whose monomials σ supports is "
              "E_w[g(w)σ(<w,x>)] for a g of bounded sup, built from Legendre products."),
@@ -241,7 +271,27 @@ def summarize(config: mlc.ConfigDict, rows: list[dict]) -> dict[str, Any]:
                 f"in {sum(x['falls'] for x in decay)}/{len(decay)} (σ, d, k); "
                 f"largest sup_g/bound_g = {worst_ratio:.3g}; all sup_g ≤ Σ|b| ≤ bound: "
                 f"{bound_ok}"),
-      holds=holds,
+      **verdicts.fields(
+          verdict, reasons=reasons,
+          would_fail_if=(
+              f"for a polynomial σ, a residual max_x|E_w[g(w)σ(<w,x>)] − P(x)| above "
+              f"poly_tol = {config.poly_tol:g} at some test point of some seed; for an "
+              "analytic σ, the worst seed's residual not strictly decreasing as the "
+              "truncation degree K grows in some (σ, d, k); or some seed with the sup-search "
+              f"value sup_g above Σ|b_J|·(1 + {config.sup_rtol:g}) + {config.sup_atol:g}, or "
+              "with Σ|b_J| above bound_g"),
+          departures=(
+              f"random P, not every P: {config.num_seeds} per cell, each with "
+              f"{config.num_terms} random supported monomials; a finite grid (d in "
+              f"{list(config.ds)}, k in {list(config.ks)}); the residual is a maximum over "
+              f"{config.num_test} test points (half on the unit sphere, half in the ball), "
+              "not a sup over the ball; for analytic σ "
+              f"({', '.join(analytic_sigmas) or 'none here'}) ĝ is truncated at degree K in "
+              f"{list(config.truncation_degrees)}, so the representation is approximate where "
+              "the theorem writes an equality; sup|g| is a lower estimate (a search over "
+              f"{config.num_sup} points and ascent), the bound is checked through the "
+              "rigorous Σ|b_J|; the bound's constants are RECONSTRUCTED (PAPER.md §3.4), and "
+              "its growth in d (polynomial for fixed k) is reported, not judged")),
       poly_residual_max=poly_res,
       residual_falls=bool(falls),
       bound_holds=bool(bound_ok),

@@ -54,6 +54,7 @@ from rfjax import sweep
 from rfjax import targets
 from rfjax import training
 from rfjax import validation
+from rfjax import verdicts
 from rfjax.experiments import neuron_gd
 from rfjax.experiments import polynomial_sgd
 
@@ -208,6 +209,10 @@ def validate(config: mlc.ConfigDict) -> None:
   validation.positive_ints("neuron_lin_fit_samples_per_feature",
                            config.neuron_lin_fit_samples_per_feature, minimum=2)
   validation.positive_ints("neuron_lin_fit_max_features", config.neuron_lin_fit_max_features)
+  for field in ("w_move_exponent_max", "sign_flips_exponent_max", "out_gap_exponent_max"):
+    v = config[field]
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not -10 <= v <= 10:
+      raise validation.ConfigError(field, f"must be a number in [-10, 10], got {v!r}")
 
 
 def cells(config: mlc.ConfigDict) -> list[dict[str, Any]]:
@@ -329,9 +334,26 @@ def summarize(config: mlc.ConfigDict, rows: list[dict]) -> dict[str, Any]:
         step_sizes={g: dict(lr_w=None if g == "random_features" else lrs["lr_w"],
                             lr_u=lrs["lr_u"]) for g in training.REGIMES}))
   tol = config.neuron_tolerance
-  relu = lazy["relu"]
-  lazy_ok = all(lazy[a]["w_move_exponent"] < -1.0 and lazy[a]["out_gap_exponent"] < 0
-                for a in lazy) and relu["sign_flips_exponent"] < 0
+  reasons = []
+  # Lazy part: each exponent below its maximum; a rate needs three widths and positive values.
+  checks = [(a, "w_move", config.w_move_exponent_max) for a in lazy]
+  checks += [(a, "out_gap", config.out_gap_exponent_max) for a in lazy]
+  checks += [("relu", "sign_flips", config.sign_flips_exponent_max)]
+  lazy_parts = []
+  for act, key, top in checks:
+    values = [p[key] for p in lazy[act]["cells"]]
+    exponent = lazy[act][f"{key}_exponent"]
+    points = sum(1 for v in values if v > 0)
+    if points < 3 or not np.isfinite(exponent):
+      lazy_parts.append("inconclusive")
+      reasons.append(f"{act}: {key} exponent from {points} width(s) with {key} > 0; a rate "
+                     "needs three")
+    elif exponent < top:
+      lazy_parts.append("holds")
+    else:
+      lazy_parts.append("fails")
+      reasons.append(f"{act}: {key} ∝ r^{exponent:.2f}, not below r^{top:g}")
+  lazy_ok = all(v == "holds" for v in lazy_parts)
   contrast = [n["full_relative_error"] <= tol < min(n["random_features_relative_error"],
                                                      n["linearized_relative_error"])
               for n in neuron]
@@ -339,6 +361,31 @@ def summarize(config: mlc.ConfigDict, rows: list[dict]) -> dict[str, Any]:
   beats_best = [all(n["full_relative_error"] < n[f"{g}_best_fit_error"]
                     for g in ("random_features", "linearized")
                     if n[f"{g}_best_fit_error"] is not None) for n in neuron]
+  # Neuron part, per width: a lazy twin that learns (trained to ≤ tol, or its best readout
+  # at or below the full net's error ≤ tol) contradicts the claim; a full net that has not
+  # reached tol in neuron_steps steps (nothing reached) cannot tell.
+  neuron_parts = []
+  for n, c_ok, b_ok in zip(neuron, contrast, beats_best):
+    full = n["full_relative_error"]
+    twins = {g: n[f"{g}_relative_error"] for g in ("random_features", "linearized")}
+    if c_ok and b_ok:
+      neuron_parts.append("holds")
+    elif min(twins.values()) <= tol:
+      neuron_parts.append("fails")
+      reasons.append(f"neuron r={n['r']}: a lazy twin learned it (relative error " + ", ".join(
+          f"{g} {v:.3g}" for g, v in twins.items()) + f" ≤ {tol:g} for one)")
+    elif full <= tol:
+      neuron_parts.append("fails")
+      reasons.append(f"neuron r={n['r']}: the full net's {full:.3g} is not below the best "
+                     "readout of a twin's fixed features (" + ", ".join(
+                         f"{g} {_fmt(n[f'{g}_best_fit_error'])}"
+                         for g in ("random_features", "linearized")) + ")")
+    else:
+      neuron_parts.append("inconclusive")
+      reasons.append(f"neuron r={n['r']}: the full net did not reach {tol:g} in "
+                     f"{config.neuron_steps} steps (relative error {full:.3g})")
+  verdict = verdicts.combine(lazy_parts + neuron_parts)
+  unfit = [n["r"] for n in neuron if n["linearized_best_fit_error"] is None]
   spec = neuron_gd.target_specs(config.neuron_d, (config.neuron_kink,), ("psi_neuron",))[0]
   paper_tol = paper_relative_threshold(config.neuron_d, spec["c"])
   scaling = config.neuron_w_lr_scaling
@@ -352,10 +399,13 @@ def summarize(config: mlc.ConfigDict, rows: list[dict]) -> dict[str, Any]:
              f"{scaling} step sizes — learns where the lazy twins (random features, "
              "linearised net, same step sizes) do not."),
       prediction=("w_move ∝ r^a with a ≈ −2 (‖W_t−W_0‖_F ∝ r^{−3/2}, PAPER §6; ‖W_0‖_F ∝ "
-                  "√r) — checked as a < −1; sign-flip and full-vs-linearised exponents < 0; "
+                  f"√r) — checked as a < {config.w_move_exponent_max:g}; ReLU sign-flip "
+                  f"exponent < {config.sign_flips_exponent_max:g}; full-vs-linearised gap "
+                  f"exponent < {config.out_gap_exponent_max:g}; "
                   f"neuron: full relative error ≤ {tol} < random_features, linearized at "
                   "every neuron width, and below the best readout of either twin's fixed "
-                  "features (exact for random features, in-sample for the linearised net)"),
+                  "features (exact for random features, in-sample for the linearised net, "
+                  "where computed)"),
       measured=("; ".join(
           f"{a}: w_move ∝ r^{v['w_move_exponent']:.2f} (abs r^{v['w_move_abs_exponent']:.2f}), "
           f"flips ∝ r^{v['sign_flips_exponent']:.2f}, gap ∝ r^{v['out_gap_exponent']:.2f}"
@@ -366,7 +416,31 @@ def summarize(config: mlc.ConfigDict, rows: list[dict]) -> dict[str, Any]:
           + f" (best fits RF {_fmt(n['random_features_best_fit_error'])}, lin "
           f"{_fmt(n['linearized_best_fit_error'])})" for n in neuron)
           + f"; the limits theorem's per-neuron threshold {paper_tol:.2g} (relative)"),
-      holds=bool(lazy_ok and all(contrast) and all(beats_best)),
+      **verdicts.fields(
+          verdict, reasons=reasons,
+          would_fail_if=(
+              "with three or more widths, for some activation the fitted exponent in r of "
+              f"‖W_T−W_0‖_F/‖W_0‖_F not below {config.w_move_exponent_max:g} or that of the "
+              f"full-vs-linearised gap not below {config.out_gap_exponent_max:g}, or that of "
+              f"the ReLU sign-flip fraction not below {config.sign_flips_exponent_max:g}; or "
+              "on the hard neuron at some width, a lazy twin (random features or the "
+              f"linearised net) trained to relative error ≤ {tol:g}, or a full net at ≤ "
+              f"{tol:g} that is not below the best readout of either twin's fixed features"),
+          departures=(
+              f"fixed T = {config.steps} steps and η = {config.lr_times_r:g}/r on the "
+              "polynomial task, not the theorem's η = ε/(9rL²), T = ⌈9L²(C+1)²/ε²⌉ "
+              "(PAPER §3.2); exponents from the seed mean at widths "
+              f"{list(config.widths)} ({config.num_seeds} seeds), the predicted r^−2 of "
+              "w_move checked only as an exponent below the maximum; training in float64; "
+              "the hard-neuron contrast is an empirical one at a single "
+              f"d = {config.neuron_d} (the limits theorem is asymptotic in d), with "
+              f"{config.neuron_steps} steps, batch {config.neuron_batch}, {steps_text} and "
+              f"the run's tolerance {tol:g} (the theorem's per-neuron threshold is "
+              f"{paper_tol:.2g}, reported, not judged); a ReLU with a bias through a "
+              "constant input; the linearised twin's best readout is an in-sample "
+              "least-squares fit, computed only while r(d+1) ≤ "
+              f"{config.neuron_lin_fit_max_features}"
+              + (f" (not at r = {unfit})" if unfit else ""))),
       lazy_holds=bool(lazy_ok), neuron_contrast_holds=[bool(c) for c in contrast],
       neuron_full_beats_best_fits=[bool(b) for b in beats_best],
       paper_relative_threshold=paper_tol,

@@ -36,6 +36,7 @@ from rfjax import solvers
 from rfjax import sweep
 from rfjax import training
 from rfjax import validation
+from rfjax import verdicts
 
 NAME = "polynomial_sgd"
 _HI = jax.lax.Precision.HIGHEST
@@ -324,6 +325,15 @@ def summarize(config: mlc.ConfigDict, rows: list[dict]) -> dict[str, Any]:
   beats = all(t["full_beats_rf"] for t in table)
   T_theory = math.ceil(9 * L * L * (C + 1) ** 2 / eps ** 2)
   worst = max(t["full_best_t_test_hinge"] - t["L_star"] for t in table)
+  # (A width whose cell failed has no rows: the runner makes such a run inconclusive.)
+  reasons = [f"r={t['r']}: full best-t test hinge {t['full_best_t_test_hinge']:.4f} > "
+             f"L_D(W_0,U*) + ε = {t['L_star'] + eps:.4f}" for t in table
+             if not t["full_within_eps"]]
+  reasons += [f"r={t['r']}: full best-t test hinge {t['full_best_t_test_hinge']:.4f} > "
+              f"random features' {t['random_features_best_t_test_hinge']:.4f} + "
+              f"{config.rf_tolerance}" for t in table if not t["full_beats_rf"]]
+  verdict = verdicts.judge(bool(within and beats))
+  eta_ratio = config.lr_times_r / (eps / (9 * L * L))
   return dict(
       claim=("Thms 3.1/3.2: SGD on the full two-layer net (hinge loss, Xavier W_0, U_0 = 0) "
              "competes with the best readout U* (‖U*‖ ≤ C/√r) on its frozen initial "
@@ -335,7 +345,27 @@ def summarize(config: mlc.ConfigDict, rows: list[dict]) -> dict[str, Any]:
                     f"r={t['r']}: {t['full_best_t_test_hinge'] - t['random_features_best_t_test_hinge']:+.3f}"
                     f"/{t['full_final_test_hinge'] - t['random_features_final_test_hinge']:+.3f}"
                     for t in table)),
-      holds=bool(within and beats),
+      **verdicts.fields(
+          verdict, reasons=reasons,
+          would_fail_if=(
+              "at some width, the full net's seed-mean test hinge at its best logged step "
+              f"above L_D(W_0, U*) + ε = L_D + {eps} (C = {C:g}), or above the random-features "
+              f"regime's best logged test hinge + {config.rf_tolerance}"),
+          departures=(
+              f"T = {config.steps} steps and η = {config.lr_times_r:g}/r, far from Theorem "
+              f"3.1/3.2's T = ⌈9L²(C+1)²/ε²⌉ = {T_theory} and η = ε/(9rL²) (the run's η is "
+              f"{eta_ratio:.0f}× the theorem's; RECONSTRUCTED constants, PAPER §3.2); the "
+              "widths are not checked against the theorem's width condition r ≥ r_0; the claim "
+              "is judged on the BEST of the logged steps (every "
+              f"{config.log_every} steps), chosen on the same {config.n_test}-point test set "
+              "that measures it, a selection on the test set that favours 'holds' (the "
+              "theorem's 'some t ∈ [T]' is over E L_D, not a test sample); the expectation "
+              f"over SGD samples is a mean over {config.num_seeds} seeds; L_D(W_0, U*) is the "
+              f"test hinge of a smoothed-hinge fit (μ = {config.fit_mu}, {config.fit_iters} "
+              f"iterations, no convergence certificate) on {config.n_fit} fresh samples, an "
+              "upper estimate of the constrained minimum; one random P (seed "
+              f"{config.seed}, degree {config.degree}, d = {config.d}) and the comparison is "
+              "with the best readout, not with L_D(P)")),
       C=C, epsilon=eps, L=L, sigma=config.activation, steps_used=config.steps,
       lr_times_r_used=config.lr_times_r,
       T_theory=T_theory, eta_times_r_theory=eps / (9 * L * L),

@@ -397,7 +397,10 @@ def rf_concentration(config: mlc.ConfigDict, rows: list[dict], summary: dict[str
               label="one seed" if s == 0 else None)
     rv = np.asarray(c["r"], float)
     me = np.asarray(c["mean_sup_error"])
-    ax.plot(rv, me, "o-", color="tab:blue", lw=2, label=f"mean, slope {c['slope']:.3f}")
+    interval = c.get("slope_interval")
+    ax.plot(rv, me, "o-", color="tab:blue", lw=2, label=f"mean, slope {c['slope']:.3f}" + (
+        f" [{interval[0]:.3f}, {interval[1]:.3f}] ({config.level:.0%} seed bootstrap)"
+        if interval else ""))
     ax.plot(rv, me[0] * np.sqrt(rv[0] / rv), "k--", lw=1, label=r"$\propto r^{-1/2}$")
     bound = sorted({(r["r"], r["bound"]) for r in rs})
     ax.plot(*zip(*bound), "r-", lw=1.5,

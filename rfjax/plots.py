@@ -94,7 +94,8 @@ def linear_rf(config: mlc.ConfigDict, rows: list[dict], summary: dict[str, Any])
 
 @PLOTTERS.register("neuron_gd")
 def neuron_gd(config: mlc.ConfigDict, rows: list[dict], summary: dict[str, Any]) -> plt.Figure:
-  """SGD curves per d; steps to tolerance vs d; GD vs random features vs d."""
+  """SGD curves per d; steps to tolerance vs d; GD vs the certified random-features lower
+  bound at the weight budget (points: every seed and kink; dotted: least squares) vs d."""
   fig, (ax1, ax2, ax3) = plt.subplots(1, 3, figsize=(15, 4.2))
   gd = [r for r in rows if r["regime"] == "gd"]
   ds = sorted({r["d"] for r in gd})
@@ -127,16 +128,37 @@ def neuron_gd(config: mlc.ConfigDict, rows: list[dict], summary: dict[str, Any])
   ax2.set(xlabel="d", ylabel=f"steps to relative error ≤ {config.tolerance}",
           title=f"Steps grow like d^{summary['steps_power']:.2f}")
   ax2.legend(fontsize=8)
-  final = [c["median_final_relative_error"] for c in cells]
-  rf = [c["rf_median_relative_error"] for c in cells]
   x = [c["d"] for c in cells]
+  final = [c["median_final_relative_error"] for c in cells]
   ax3.semilogy(x, np.maximum(final, 1e-17), "o-", color="C0",
-               label=f"one neuron, SGD ({config.steps} steps)")
-  ax3.semilogy(x, rf, "s-", color="C3",
-               label=f"best fit, r = {config.rf_r} random features ({config.rf_feature})")
-  ax3.axhline(config.tolerance, color="k", ls="--", lw=1)
-  ax3.set(xlabel="d", ylabel="relative error (median)", title="Same targets: GD vs random features")
-  ax3.legend(fontsize=8)
+               label=f"one neuron, SGD ({config.steps} steps, median)")
+  rf = [r for r in rows if r["regime"] == "random_features"]
+  for i, kind in enumerate(config.kinds):
+    mine = [c for c in cells if f"rf_{kind}" in c]
+    if not mine:
+      continue
+    xs = [c["d"] for c in mine]
+    color = f"C{3 + i}"
+    ax3.semilogy(xs, [max(c[f"rf_{kind}"]["hardest_lower"], 1e-17) for c in mine], "s-",
+                 color=color, label=f"RF {kind}: certified lower bound, hardest kink")
+    pts = [r for r in rf if r["target"] == kind]
+    ax3.semilogy([r["d"] for r in pts],
+                 [max(float(r["lower_relative_error"]), 1e-17) for r in pts], ".",
+                 color=color, alpha=0.35, ms=4)
+    ax3.semilogy(xs, [c[f"rf_{kind}"]["median_ls_relative_error"] for c in mine], ":",
+                 color=color, lw=1, label=f"RF {kind}: least squares, no budget (median)")
+  ax3.axhline(config.tolerance, color="k", ls="--", lw=1, label=f"tolerance {config.tolerance}")
+  ax3.axvspan(min(x) * 0.9 if x else 1, config.rf_min_d * 0.95, color="0.9", zorder=0,
+              label=f"d < {config.rf_min_d}: not checked")
+  ax3.set_xscale("log", base=2)
+  if x:
+    ax3.set_xticks(x)
+    ax3.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+    ax3.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+  ax3.set(xlabel="d", ylabel="relative error",
+          title=(f"r = {config.rf_r} random features, r·max|u| ≤ "
+                 f"{config.rf_budget_coef:g}·d^{config.rf_budget_power:g}"))
+  ax3.legend(fontsize=7, loc="center right")
   _title(fig, summary)
   return fig
 

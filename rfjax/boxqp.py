@@ -1,4 +1,4 @@
-"""Certified box-bounded least squares from population moments (docs/theory.md §5).
+"""Certified box-bounded least squares from population moments (docs/theory.md, "Certified box fit").
 
     v(B) = min_{u, u0} E(Σ_i u_i f_i(x) + u0 − y)²   s.t.  |u_i| ≤ B.
 
@@ -33,6 +33,7 @@ per pivot. The moments it starts from come from `rfjax.solvers` (JAX, jit/vmap, 
 from __future__ import annotations
 
 import math
+import weakref
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -145,6 +146,202 @@ def _state_from(u_r: np.ndarray, B: float) -> np.ndarray:
   return np.where(u_r >= B, 1, np.where(u_r <= -B, -1, 0)).astype(np.int8)
 
 
+# Free blocks below this size are solved afresh at every pivot (`_solve_block`): |F|³/3
+# flops then cost less than the bookkeeping of an update.
+_UPDATE_MIN = 384
+# Refactorise once the free set has moved from the factorised one by more than this fraction
+# of it (|E| + |D| > |F0| · _REFACTOR), or the kept border columns exceed _TOUCHED · |F0|:
+# a pivot then costs about |F0|² k_new flops against |F|³/3 for a fresh factor.
+_REFACTOR = 1.0 / 5.0
+_TOUCHED = 1.0 / 3.0
+# Iterative refinement of every free-block solve against Q itself: at most _REFINE steps,
+# stopping when the backward error η = ‖Q_FF x − rhs‖∞ / (max_i Q_ii ‖x‖₁ + ‖rhs‖∞) stops
+# falling or is below _ETA_TINY. An update-based solve that ends above _ETA_OK is redone
+# from a fresh factor of Q_FF.
+_REFINE = 4
+_ETA_TINY = 2e-16
+_ETA_OK = 1e-13
+# At termination, a point found by updates whose η is above this (a few times what a fresh
+# factor reaches) is polished from a fresh factor of its final free block, and pivoting
+# resumes if the polished point violates the KKT conditions. (η, not the gap: at a KKT point
+# the gap is ≈ 2(B‖res_F‖₁ + |res_F·u_F|), which grows with B for the same accuracy.)
+_ETA_FINAL = 1e-15
+
+
+class _Factor:
+  """Cholesky factor L Lᵀ = Q_{F0F0} (+ jitter) of a base free set F0, reused for nearby F.
+
+  A free set F = F0 − D + E is solved by bordering the base system: unknowns x_{F0}, x_E and
+  multipliers μ_D that pin x_D = 0,
+
+      [ K        Q_{F0E}  P_D ] [x_{F0}]   [f]
+      [ Q_{EF0}  Q_EE     0   ] [x_E   ] = [g]       K = Q_{F0F0} = L Lᵀ,
+      [ P_Dᵀ     0        0   ] [μ_D   ]   [0]
+
+  eliminated through W = L⁻¹[Q_{F0E}, P_D] [|F0|, k] (k = |E| + |D|): the Schur complement
+  S = diag(Q_EE, 0) − WᵀW [k, k] gives y = (x_E, μ_D), then x_{F0} = L⁻ᵀ(L⁻¹f − W y). The
+  columns of W and their Gram matrix are kept per coordinate, so a pivot pays triangular
+  solves (|F0|² each) and Gram products only for the coordinates new to the border, plus
+  the k × k LU of S: O(|F0|² (k_new + 2) + |F0| k k_new + k³) instead of |F|³/3.
+  """
+
+  def __init__(self, r: int, idx_f: np.ndarray, L_ff: np.ndarray):
+    self.idx_f = idx_f                          # F0, increasing coordinates
+    self.pos_r = np.full(r, -1, np.intp)        # position in F0, −1 outside
+    self.pos_r[idx_f] = np.arange(idx_f.size)
+    self.L_ff = L_ff                            # lower triangle holds L (Fortran order)
+    self.slot_r = np.full(r, -1, np.intp)       # column of W_fm kept for a coordinate
+    self.W_fm = np.empty((idx_f.size, 0), order="F")
+    self.G_mm = np.empty((0, 0))                # W_fmᵀ W_fm
+    self.m = 0
+    self.last: tuple[bytes, Any] | None = None  # (free mask, its solver): a repeated free set
+
+  def distance(self, free_r: np.ndarray) -> tuple[int, int]:
+    """(|E| + |D|, coordinates with kept border columns) for the free mask free_r."""
+    return int(np.count_nonzero(free_r != (self.pos_r >= 0))), self.m
+
+  def _border(self, Q: np.ndarray, E: np.ndarray, D: np.ndarray) -> np.ndarray:
+    """Slots of E then D in W_fm, computing the columns (and Gram entries) of new ones."""
+    new_E, new_D = E[self.slot_r[E] < 0], D[self.slot_r[D] < 0]
+    k_new = new_E.size + new_D.size
+    if k_new:
+      n0, m = self.idx_f.size, self.m
+      M = np.zeros((n0, k_new), order="F")
+      M[:, :new_E.size] = Q[new_E][:, self.idx_f].T           # Q symmetric: rows = columns
+      M[self.pos_r[new_D], new_E.size + np.arange(new_D.size)] = 1.0
+      Wn = sla.solve_triangular(self.L_ff, M, lower=True, overwrite_b=True, check_finite=False)
+      if m + k_new > self.W_fm.shape[1]:       # grow the kept columns geometrically
+        cap = max(2 * self.W_fm.shape[1], m + k_new, 64)
+        W = np.empty((n0, cap), order="F")
+        W[:, :m] = self.W_fm[:, :m]
+        G = np.empty((cap, cap))
+        G[:m, :m] = self.G_mm[:m, :m]
+        self.W_fm, self.G_mm = W, G
+      cross = self.W_fm[:, :m].T @ Wn
+      self.G_mm[:m, m:m + k_new] = cross
+      self.G_mm[m:m + k_new, :m] = cross.T
+      self.G_mm[m:m + k_new, m:m + k_new] = Wn.T @ Wn
+      self.W_fm[:, m:m + k_new] = Wn
+      self.slot_r[np.concatenate([new_E, new_D])] = m + np.arange(k_new)
+      self.m = m + k_new
+    return self.slot_r[np.concatenate([E, D])]
+
+  def solver(self, Q: np.ndarray, free_r: np.ndarray):
+    """rhs_r ↦ x_r [r], zero off F, with Q_FF x_F = rhs_F (rhs read on F only)."""
+    key = np.packbits(free_r).tobytes()
+    if self.last is not None and self.last[0] == key:
+      return self.last[1]
+    in0 = self.pos_r >= 0
+    E, D = np.flatnonzero(free_r & ~in0), np.flatnonzero(in0 & ~free_r)
+    if E.size or D.size:
+      sl = self._border(Q, E, D)
+      W = self.W_fm[:, sl]
+      S = -self.G_mm[np.ix_(sl, sl)]
+      S[:E.size, :E.size] += Q[np.ix_(E, E)]
+      lu = sla.lu_factor(S, overwrite_a=True, check_finite=False)
+
+    def apply(rhs_r: np.ndarray) -> np.ndarray:
+      x_r = np.where(free_r, rhs_r, 0.0)
+      z = sla.solve_triangular(self.L_ff, x_r[self.idx_f], lower=True, check_finite=False)
+      if E.size or D.size:
+        g = np.zeros(E.size + D.size)
+        g[:E.size] = x_r[E]
+        y = sla.lu_solve(lu, g - W.T @ z, check_finite=False)
+        z -= W @ y
+        x_r[E] = y[:E.size]
+      x_r[self.idx_f] = sla.solve_triangular(self.L_ff, z, lower=True, trans="T",
+                                             check_finite=False)
+      x_r[D] = 0.0
+      return x_r
+    self.last = (key, apply)
+    return apply
+
+
+def _factorise(Q: np.ndarray, idx_f: np.ndarray) -> _Factor:
+  """Fresh Cholesky factor of Q_FF, with the smallest jitter of _JITTERS that factorises."""
+  scale = float(np.mean(np.diag(Q)[idx_f]))
+  for jitter in _JITTERS:
+    a = Q[np.ix_(idx_f, idx_f)].T              # symmetric: the Fortran-ordered view factorises in place
+    if jitter:
+      a[np.diag_indices_from(a)] += jitter * scale
+    try:
+      L, _ = sla.cho_factor(a, lower=True, overwrite_a=True, check_finite=False)
+    except np.linalg.LinAlgError:
+      continue
+    return _Factor(Q.shape[0], idx_f, L)
+  # Numerically singular beyond every jitter: a stronger one, refinement does the rest.
+  a = Q[np.ix_(idx_f, idx_f)].T
+  a[np.diag_indices_from(a)] += 1e-5 * scale + np.finfo(np.float64).tiny
+  return _Factor(Q.shape[0], idx_f, sla.cho_factor(a, lower=True, overwrite_a=True,
+                                                   check_finite=False)[0])
+
+
+# The last factor, kept for the next solve on the same Q (a path or min_B warm-starts from a
+# nearby partition): {"q": weakref to Q, "fac": _Factor}. Dropped when Q is freed.
+_CACHE: dict[str, Any] = {}
+_TRACE = None
+
+
+def _cached_factor(Q: np.ndarray) -> _Factor | None:
+  ref = _CACHE.get("q")
+  return _CACHE["fac"] if ref is not None and ref() is Q else None
+
+
+def _keep_factor(Q: np.ndarray, fac: _Factor) -> None:
+  def drop(ref):
+    if _CACHE.get("q") is ref:
+      _CACHE.clear()
+  try:
+    ref = weakref.ref(Q, drop)
+  except TypeError:                            # not weak-referenceable: keep nothing
+    return
+  _CACHE.clear()
+  _CACHE.update(q=ref, fac=fac)
+
+
+def _free_solve(Q: np.ndarray, c: np.ndarray, u_r: np.ndarray, free_r: np.ndarray,
+                dmax: float, fresh: bool) -> tuple[np.ndarray, np.ndarray, float, bool]:
+  """u with u_F solving Q_FF u_F = c_F − Q_FA u_A (u_r holds u_A, zero on F), and c − Qu.
+
+  Reuses the cached factor of a nearby free set (block update) unless `fresh` or the set
+  moved too far; refines against Q and falls back to a fresh factor when an update is not
+  accurate to _ETA_OK. Returns (u, lam = c − Qu, η, whether the solve used a fresh factor).
+  """
+  fac = None if fresh else _cached_factor(Q)
+  if fac is not None:
+    moved, touched = fac.distance(free_r)
+    if moved > _REFACTOR * fac.idx_f.size or touched > _TOUCHED * fac.idx_f.size:
+      fac = None
+  rhs_r = c - Q @ u_r                          # c_F − Q_FA u_A on F
+  rhs_inf = float(np.abs(rhs_r[free_r]).max())
+  while True:
+    is_fresh = fac is None
+    if is_fresh:
+      _CACHE.clear()                           # free the old factor before the new one
+      fac = _factorise(Q, np.flatnonzero(free_r))
+      _keep_factor(Q, fac)
+    apply = fac.solver(Q, free_r)
+    x_r = apply(rhs_r)
+    best = None
+    for _ in range(_REFINE + 1):
+      u = u_r + x_r
+      lam = c - Q @ u
+      res = np.where(free_r, lam, 0.0)        # rhs − Q_FF x on F
+      eta = float(np.abs(res).max()) / (dmax * float(np.abs(x_r).sum()) + rhs_inf + 1e-300)
+      if best is not None and eta >= best[0]:
+        break
+      best = (eta, u, lam)
+      if eta <= _ETA_TINY:
+        break
+      x_r = x_r + apply(res)
+    eta, u, lam = best
+    if _TRACE is not None:
+      _TRACE.append((is_fresh, int(free_r.sum()), eta, fac.distance(free_r)))
+    if is_fresh or eta <= _ETA_OK:
+      return u, lam, eta, is_fresh
+    fac = None
+
+
 def solve(p: Problem, B: float, *, state_r: np.ndarray | None = None,
           max_pivots: int | None = None, patience: int = 30) -> Solution:
   """min E(u) s.t. |u_i| ≤ B by block principal pivoting, from partition `state_r`.
@@ -153,12 +350,19 @@ def solve(p: Problem, B: float, *, state_r: np.ndarray | None = None,
   coordinate free, i.e. from the least-squares solution. Returns the final point (always
   feasible) with its certificate; `kkt` says whether the pivoting terminated, which it
   does unless `max_pivots` (default 100 + 2r) runs out.
+
+  Free blocks of ≥ _UPDATE_MIN coordinates are solved from the Cholesky factor of a nearby
+  free block (kept from earlier pivots, and from the previous solve on the same Q) by block
+  elimination (`_Factor`), refactorised when the partition has moved by more than 1/8 of it;
+  every solve is refined against Q, and a point found by updates is polished from a fresh
+  factor before it is returned unless its backward error is already at rounding level.
   """
   if not B > 0:
     raise ValueError(f"B must be > 0, got {B!r}")
   Q, c = p.Q_rr, p.c_r
   r = c.shape[0]
   live = _live(p)
+  dmax = float(np.diag(Q).max()) if r else 1.0
   state = (np.zeros(r, np.int8) if state_r is None else np.asarray(state_r, np.int8).copy())
   state[~live] = 0
   max_pivots = 100 + 2 * r if max_pivots is None else max_pivots
@@ -166,21 +370,32 @@ def solve(p: Problem, B: float, *, state_r: np.ndarray | None = None,
   u = np.zeros(r)
   kkt = False
   pivots = 0
-  for pivots in range(1, max_pivots + 1):
+  fresh, force_fresh = True, False
+  while pivots < max_pivots:
+    pivots += 1
     free = (state == 0) & live
     u = B * state.astype(np.float64)
-    if free.any():
-      bound = ~free
-      rhs = c[free] - Q[np.ix_(free, bound)] @ u[bound]
-      u[free] = _solve_block(Q[np.ix_(free, free)], rhs)
-    lam = c - Q @ u                      # −gradient/2: ≥ 0 needed at +B, ≤ 0 at −B
+    fresh = True
+    if np.count_nonzero(free) >= _UPDATE_MIN:
+      u, lam, eta, fresh = _free_solve(Q, c, u, free, dmax, force_fresh)
+    else:
+      if free.any():
+        bound = ~free
+        rhs = c[free] - Q[np.ix_(free, bound)] @ u[bound]
+        u[free] = _solve_block(Q[np.ix_(free, free)], rhs)
+      lam = c - Q @ u
+    force_fresh = False
+    # lam = −gradient/2: ≥ 0 needed at +B, ≤ 0 at −B.
     up, lo = free & (u > B), free & (u < -B)
     leave = live & (((state == 1) & (lam < 0)) | ((state == -1) & (lam > 0)))
     bad = up | lo | leave
     n_bad = int(bad.sum())
     if n_bad == 0:
-      kkt = True
-      break
+      if fresh or eta <= _ETA_FINAL:
+        kkt = True
+        break
+      force_fresh, pivots = True, pivots - 1   # polish: this partition from a fresh factor
+      continue
     if n_bad < best:
       best, budget, flip = n_bad, patience, bad
     elif budget > 0:

@@ -3,6 +3,7 @@
 x ~ N(0, I_d). Every function is jittable, takes its dtype from its inputs (float64 when
 given float64) and is written elementwise so that it broadcasts and vmaps.
 """
+import functools
 from typing import Any
 
 import jax
@@ -228,25 +229,48 @@ def _relu_gram_rows(wi_dc: jax.Array, bi_c: jax.Array, w_dr: jax.Array,
 
 
 def _relu_gram(w_dr: jax.Array, b_r: jax.Array, chunk: int) -> jax.Array:
-  """ReLU Gram from its upper-triangular blocks (lax.map over block pairs), mirrored."""
+  """ReLU Gram streamed block by block into one [r, r] buffer (peak ≈ r² + O(chunk²)).
+
+  A fori_loop over the upper-triangular block pairs (i ≤ j) writes each block and its
+  mirror in place (dynamic_update_slice on the loop carry); a diagonal block is written as
+  ½(G_ii + G_iiᵀ), so the result is exactly symmetric (the same numbers as mirroring all
+  blocks and averaging with the transpose).
+  """
   d, r = w_dr.shape
   if r <= chunk:
     g = _relu_gram_rows(w_dr, b_r, w_dr, b_r)
     return 0.5 * (g + g.T)
+  return _relu_gram_blocks(w_dr, b_r, chunk)
+
+
+@functools.partial(jax.jit, static_argnums=2)
+def _relu_gram_blocks(w_dr: jax.Array, b_r: jax.Array, chunk: int) -> jax.Array:
+  """The [r, r] ReLU Gram of r > chunk features, one [chunk, chunk] block pair at a time."""
+  d, r = w_dr.shape
   nc = -(-r // chunk)
   pad = nc * chunk - r
-  w_cdc = jnp.pad(w_dr, ((0, 0), (0, pad)), constant_values=1.0).reshape(
-      d, nc, chunk).transpose(1, 0, 2)
-  b_cc = jnp.pad(b_r, (0, pad)).reshape(nc, chunk)
-  ii, jj = np.triu_indices(nc)
-  blocks = jax.lax.map(
-      lambda ij: _relu_gram_rows(w_cdc[ij[0]], b_cc[ij[0]], w_cdc[ij[1]], b_cc[ij[1]]),
-      (jnp.asarray(ii), jnp.asarray(jj)))
-  g = jnp.zeros((nc, nc, chunk, chunk), blocks.dtype)
-  g = g.at[ii, jj].set(blocks)
-  g = g.at[jj, ii].set(blocks.transpose(0, 2, 1))
-  g = g.transpose(0, 2, 1, 3).reshape(nc * chunk, nc * chunk)[:r, :r]
-  return 0.5 * (g + g.T)
+  # Padded features (w = 1, b = 0) keep the norms positive; their rows are cut off at the end.
+  w_dR = jnp.pad(w_dr, ((0, 0), (0, pad)), constant_values=1.0)
+  b_R = jnp.pad(b_r, (0, pad))
+  ii, jj = (jnp.asarray(v, jnp.int32) for v in np.triu_indices(nc))
+
+  def body(k, g):
+    i0, j0 = ii[k] * chunk, jj[k] * chunk
+    wi = jax.lax.dynamic_slice_in_dim(w_dR, i0, chunk, axis=1)
+    wj = jax.lax.dynamic_slice_in_dim(w_dR, j0, chunk, axis=1)
+    bi = jax.lax.dynamic_slice_in_dim(b_R, i0, chunk)
+    bj = jax.lax.dynamic_slice_in_dim(b_R, j0, chunk)
+    # Write the block, then read it back for the mirror: with the block's elementwise
+    # computation feeding two updates directly, XLA fuses it into both and runs it ~3× over.
+    # One mirror write also covers a diagonal block (j0 = i0), which gets ½(G_ii + G_iiᵀ);
+    # a second write to (i0, j0) would make XLA copy the whole buffer.
+    g = jax.lax.dynamic_update_slice(g, _relu_gram_rows(wi, bi, wj, bj), (i0, j0))
+    blk = jax.lax.dynamic_slice(g, (i0, j0), (chunk, chunk))
+    return jax.lax.dynamic_update_slice(
+        g, jnp.where(i0 == j0, 0.5 * (blk + blk.T), blk.T), (j0, i0))
+
+  g = jax.lax.fori_loop(0, ii.shape[0], body, jnp.zeros((nc * chunk, nc * chunk), w_dR.dtype))
+  return g[:r, :r] if pad else g
 
 
 def ridge_mean(form: Any) -> jax.Array:

@@ -28,7 +28,7 @@ setuptools.setup(
     extras_require={
         # Peers of benchmarks/run.py; the test extra carries them so that the benchmark
         # test really compares rfjax against them.
-        "bench": ["torch==2.13.0", "scikit-learn>=1.4,<2"],
+        "bench": ["torch==2.13.0", "scikit-learn>=1.4,<2", "quadprog>=0.1.11,<0.2"],
         # quadprog: an independent exact QP solver that the box-fit tests check against.
         "test": ["pytest>=8,<10", "torch==2.13.0", "scikit-learn>=1.4,<2",
                  "quadprog>=0.1.11,<0.2"],

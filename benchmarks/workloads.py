@@ -419,3 +419,61 @@ def _scaling_numpy(p: dict) -> Run:
     u, u0 = _np_ridge_solve(phi.T @ phi / n, phi.T @ y_n / n, phi.mean(0), y_n.mean(), p["lam"])
     return _mse(np.maximum(x_test @ w_dr, 0) @ u + u0, np.maximum(x_test @ w_star, 0))
   return run
+
+
+# ----------------------------------------------------------------------------- boxpath
+
+
+def boxpath_problem(p: dict):
+  """The certified box fit of ψ_{w*} by r biased ReLU features at d (exact Gram, float64)."""
+  import jax  # pylint: disable=import-outside-toplevel
+  jax.config.update("jax_enable_x64", True)    # exact mode is float64 (a fresh worker process)
+  from rfjax import features  # pylint: disable=import-outside-toplevel
+  from rfjax.experiments import relu_neuron_rf as rn  # pylint: disable=import-outside-toplevel
+  k_feat, k_star = jax.random.split(jax.random.key(p["seed"]))
+  params = features.get("relu_biased").init(k_feat, p["d"], p["r"])
+  w_star_sd = rn.w_stars(k_star, p["d"], 1)
+  return rn._exact_problems(params, "relu_biased", p["d"], w_star_sd,  # pylint: disable=protected-access
+                            [dict(kind="psi", s=0, j=-1)])[0]
+
+
+def boxpath_grid(p: dict) -> np.ndarray:
+  """The values of B: r·B log-spaced from 10 to 1e6."""
+  return np.geomspace(10.0, 1e6, p["values"]) / p["r"]
+
+
+def _boxpath_out(sols, yy: float, idx: list[int]) -> dict:
+  return dict(errors=[s.error for s in sols], gaps=[s.gap / yy for s in sols], idx=idx,
+              max_gap=max(s.gap for s in sols) / yy)
+
+
+@impl("boxpath", "rfjax")
+def _boxpath_rfjax(p: dict) -> Run:
+  from rfjax import boxqp  # pylint: disable=import-outside-toplevel
+  prob, grid = boxpath_problem(p), boxpath_grid(p)
+
+  def run():
+    boxqp._CACHE.clear()            # pylint: disable=protected-access  # every run starts cold
+    sols = boxqp.path(prob, grid)
+    out = _boxpath_out(sols, prob.yy, list(range(len(grid))))
+    out["kkt"] = all(s.kkt for s in sols)
+    return out
+  return run
+
+
+@impl("boxpath", "quadprog")
+def _boxpath_quadprog(p: dict) -> Run:
+  """quadprog (Goldfarb–Idnani, dense) on the stated subset of B values, certified by boxqp."""
+  import quadprog  # pylint: disable=import-outside-toplevel
+  from rfjax import boxqp  # pylint: disable=import-outside-toplevel
+  prob, grid = boxpath_problem(p), boxpath_grid(p)
+  r = p["r"]
+  C = np.hstack([np.eye(r), -np.eye(r)])
+  idx = list(p["peer_values"])
+
+  def run():
+    sols = [boxqp.certify(prob, quadprog.solve_qp(prob.Q_rr, prob.c_r, C,
+                                                  -grid[i] * np.ones(2 * r))[0], grid[i])
+            for i in idx]
+    return _boxpath_out(sols, prob.yy, idx)
+  return run

@@ -25,6 +25,8 @@ def test_quick_benchmark_runs_and_implementations_agree(tmp_path):
   for peer in ("numpy_scipy", "sklearn", "torch"):
     assert ("ridge", peer) in impls
   assert ("sgd_b64", "torch") in impls and ("sweep", "numpy_loop") in impls
+  assert ("boxpath", "rfjax") in impls and ("boxpath", "quadprog") in impls
+  assert any(c["check"].startswith("boxpath error") for c in report["checks"])
   for row in report["rows"]:
     assert math.isfinite(row["time_s"]) and row["time_s"] > 0, row
     assert math.isfinite(row["peak_mib"]) and row["peak_mib"] > 0, row

@@ -11,8 +11,8 @@ def get_config(variant: str = "") -> mlc.ConfigDict:
   c.experiment = "relu_neuron_rf"
   c.seed = 0
   # Exact-mode (ridge) families: every d of ds at every r of rs.
-  c.ds = (2, 3, 4, 5, 6, 8)
-  c.rs = (1024, 4096)
+  c.ds = (2, 3, 4, 5, 6)
+  c.rs = (1024, 2048)
   c.features = ("relu_biased", "relu_cube", "tanh_cube", "coupling", "kernel_points",
                 "deep_net")
   c.targets = ("psi", "neuron")
@@ -34,7 +34,7 @@ def get_config(variant: str = "") -> mlc.ConfigDict:
   c.mc_chunk = 4096
   c.se_max = 1e-3                 # held-out standard error above this: unresolved
   # Verdict: the growth rate of r·min B in d at r = rate_r, for these families and targets.
-  c.rate_r = 4096
+  c.rate_r = 2048
   c.min_rate_ds = 3               # fewer d with every w* resolved: inconclusive
   c.rate_level = 0.9              # bootstrap interval (over w*) of the log-rate
   c.verdict_features = ("relu_biased",)

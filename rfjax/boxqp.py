@@ -477,6 +477,7 @@ class MinB(NamedTuple):
   lower_at_B_max: float    # certified lower bound on v(B_max)
   solves: int
   max_gap: float           # largest gap among the box solves made
+  points: list = []        # every box solution made (reusable for another eps)
 
 
 def _line_root(sol: Solution, eps: float) -> float:
@@ -487,22 +488,26 @@ def _line_root(sol: Solution, eps: float) -> float:
 
 
 def min_B(p: Problem, eps: float, *, B_max: float, ratio: float = 1.2, max_solves: int = 40,
-          ls: Solution | None = None) -> MinB:
+          ls: Solution | None = None, points: list[Solution] | None = None,
+          growth: float = 8.0, max_pivots: int | None = None) -> MinB:
   """Smallest B ≤ B_max with v(B) ≤ eps, bracketed to B_hi / B_lo ≤ ratio, both ends certified.
 
-  `ls` is the least-squares Solution if already computed. Solves run at the geometric mean
-  of the current bracket, warm-started from the nearest solved partition; the lower end
-  moves by the Newton step of each solution's line, the upper end by secant points (convex
-  combinations of two solutions, whose error is evaluated exactly).
+  `ls` is the least-squares Solution if already computed; `points` are solutions of the same
+  problem at other B (say, from another eps: their lines stay valid). The search walks up
+  from the left: each solve sits at the Newton step of the best line so far (≤ B*, so v never
+  overshoots), at most `growth` times the last B so that it warm-starts from a nearby
+  partition, while the upper end moves by secant points (convex combinations of a point above
+  eps and one below, whose error is evaluated exactly). `max_pivots` caps each solve (a
+  solve cut short still gives a valid, weaker line). MinB.points holds every solution.
   """
   if not ratio > 1:
     raise ValueError(f"ratio must be > 1, got {ratio!r}")
   r = p.c_r.shape[0]
+  tiny = np.finfo(np.float64).tiny
   ls = least_squares(p) if ls is None else ls
   zero = certify(p, np.zeros(r), 0.0)
-  solved: list[Solution] = [zero]
-  B_lo = max(_line_root(zero, eps), 0.0)
-  hi: Solution | None = None
+  solved: list[Solution] = [zero] + [s for s in (points or []) if s.B > 0]
+  B_lo = max(max(_line_root(s, eps) for s in solved), 0.0)
   solves, max_gap = 0, 0.0
 
   def done(status: str, B_lo: float, B_hi: float, hi: Solution | None,
@@ -511,16 +516,17 @@ def min_B(p: Problem, eps: float, *, B_max: float, ratio: float = 1.2, max_solve
                 error_hi=hi.error if hi is not None else float("nan"),
                 u_hi=None if hi is None else hi.u_r, u0_hi=hi.u0 if hi is not None else 0.0,
                 ls_error=ls.error, ls_B=ls.B, lower_at_B_max=float(lower_max), solves=solves,
-                max_gap=max_gap)
+                max_gap=max_gap, points=solved[1:])
 
   if p.var_y <= eps:                              # u = 0 already reaches eps
     return done("reached", 0.0, 0.0, zero, zero.lower_at(B_max))
-  if ls.error <= eps and ls.B <= B_max:
-    hi = ls
+  reaching = [s for s in solved + [ls] if s.error <= eps and s.B <= B_max]
+  if reaching:
+    hi = min(reaching, key=lambda s: s.B)
   elif ls.error > eps and ls.lower_at(B_max) > eps:   # the least-squares line certifies it
     return done("not_reachable", B_max, math.inf, None, ls.lower_at(B_max))
   else:
-    top = solve(p, B_max, state_r=_state_from(ls.u_r, B_max))
+    top = solve(p, B_max, state_r=_state_from(ls.u_r, B_max), max_pivots=max_pivots)
     solves, max_gap = 1, top.gap
     solved.append(top)
     B_lo = max(B_lo, _line_root(top, eps))
@@ -530,7 +536,6 @@ def min_B(p: Problem, eps: float, *, B_max: float, ratio: float = 1.2, max_solve
       return done("not_reachable", B_max, math.inf, None, top.lower)
     else:
       return done("unresolved", B_lo, math.inf, None, top.lower)
-  lower_max = max(s.lower_at(B_max) for s in solved)
 
   def secant(a: Solution, b: Solution) -> Solution | None:
     """The convex combination of a (error > eps) and b (error ≤ eps) whose chord value is eps."""
@@ -539,30 +544,34 @@ def min_B(p: Problem, eps: float, *, B_max: float, ratio: float = 1.2, max_solve
     t = (a.error - eps) / (a.error - b.error)
     u = (1 - t) * a.u_r + t * b.u_r
     B = float(np.abs(u).max())
-    s = certify(p, u, max(B, np.finfo(np.float64).tiny), _state_from(u, B))
+    s = certify(p, u, max(B, tiny), _state_from(u, B))
     return s if s.error <= eps else None
 
-  while hi.B / max(B_lo, np.finfo(np.float64).tiny) > ratio and solves < max_solves:
-    below = max((s for s in solved if s.error > eps), key=lambda s: s.B)
-    sec = secant(below, hi)
+  def closed() -> bool:
+    return hi.B <= ratio * max(B_lo, tiny)
+
+  while not closed() and solves < max_solves:
+    left = max((s for s in solved if s.error > eps), key=lambda s: s.B)
+    sec = secant(left, hi)
     if sec is not None and sec.B < hi.B:
       hi = sec
-      if hi.B / max(B_lo, np.finfo(np.float64).tiny) <= ratio:
+      if closed():
         break
-    B_t = math.sqrt(max(B_lo, hi.B * 1e-6) * hi.B)
-    # Warm start: the partition of the point interpolated between the two solutions around
-    # B_t (the solution path u(B) is piecewise linear in B).
-    theta = (B_t - below.B) / (hi.B - below.B) if hi.B > below.B else 1.0
-    guess = (1 - theta) * below.u_r + theta * hi.u_r
-    sol = solve(p, B_t, state_r=_state_from(guess, B_t))
-    if not sol.kkt:                      # a poor warm start: start again from least squares
-      sol = min(sol, solve(p, B_t), key=lambda s: s.gap)
+    if left.B > 0:
+      B_t = min(B_lo, growth * left.B)
+      if B_t <= left.B * (1 + 1e-9):         # the line of `left` is not tight: bisect instead
+        B_t = math.sqrt(left.B * hi.B)
+      state = left.state_r
+    else:                                    # the first solve: from least squares
+      B_t = max(B_lo, hi.B / growth**2)
+      state = None
+    B_t = min(B_t, hi.B / math.sqrt(ratio))
+    sol = solve(p, B_t, state_r=state, max_pivots=max_pivots)
     solves += 1
     max_gap = max(max_gap, sol.gap)
     solved.append(sol)
     B_lo = max(B_lo, _line_root(sol, eps))   # ≤ B_t whenever sol reaches eps
     if sol.error <= eps and sol.B < hi.B:
       hi = sol
-  lower_max = max(lower_max, max(s.lower_at(B_max) for s in solved))
-  status = "reached" if hi.B / max(B_lo, np.finfo(np.float64).tiny) <= ratio else "unresolved"
-  return done(status, B_lo, hi.B, hi, lower_max)
+  lower_max = max(s.lower_at(B_max) for s in solved + [ls])
+  return done("reached" if closed() else "unresolved", B_lo, hi.B, hi, lower_max)

@@ -238,13 +238,52 @@ def run_cell(config: mlc.ConfigDict, cell: dict[str, Any], key: jax.Array) -> li
                              chunk=chunk, num_targets=len(specs))
   lss = boxqp.least_squares_all(probs)
   B_max = config.rB_max / r
-  results: list[dict[str, Any]] = []           # one per (spec, eps)
-  for t, (spec, p, ls) in enumerate(zip(specs, probs, lss)):
-    for eps in (config.eps_psi if spec["kind"] == "psi" else (config.eps_neuron,)):
-      # The bracket's ends are certified whatever the gaps of the solves in between (a
-      # line under v(B) below, an evaluated error above); its ratio decides "reached".
-      res = boxqp.min_B(p, eps, B_max=B_max, ratio=config.bracket_ratio, ls=ls)
-      results.append(dict(t=t, spec=spec, eps=float(eps), res=res, status=res.status, p=p))
+  results: list[dict[str, Any]] = []           # one per searched (spec, eps)
+
+  def search(t: int, eps: float, points: list | None = None) -> boxqp.MinB:
+    # The bracket's ends are certified whatever the gaps of the solves in between (a line
+    # under v(B) below, an evaluated error above); its ratio decides "reached".
+    res = boxqp.min_B(probs[t], eps, B_max=B_max, ratio=config.bracket_ratio, ls=lss[t],
+                      points=points)
+    results.append(dict(t=t, spec=specs[t], eps=float(eps), res=res, status=res.status,
+                        p=probs[t]))
+    return res
+
+  for t, spec in enumerate(specs):
+    if spec["kind"] == "psi":
+      points: list = []
+      for eps in sorted(config.eps_psi, reverse=True):   # larger ε first: its B* is smaller
+        points = search(t, eps, points).points
+  # The neuron target of a w* is the maximum of r·min B over the ψ-neurons j. Once one j is
+  # certified out of reach (by its least-squares line) the maximum is; otherwise the j are
+  # searched in decreasing order of a cheap upper bound (the secant from u = 0 to least
+  # squares), skipping every j whose upper bound is below a lower end already certified.
+  eps_n = config.eps_neuron
+  for s in range(config.num_w_star):
+    ts = [t for t, spec in enumerate(specs) if spec["kind"] == "neuron" and spec["s"] == s]
+    if not ts:
+      continue
+    dead = [t for t in ts if lss[t].error > eps_n and lss[t].lower_at(B_max) > eps_n]
+    if dead:
+      search(dead[0], eps_n)
+      continue
+
+    def upper(t: int) -> float:
+      p, ls = probs[t], lss[t]
+      if p.var_y <= eps_n:
+        return 0.0
+      if ls.error > eps_n:
+        return math.inf
+      return ls.B * (p.var_y - eps_n) / (p.var_y - ls.error)
+
+    best_lo = 0.0
+    for t in sorted(ts, key=upper, reverse=True):
+      if upper(t) < best_lo:
+        break
+      res = search(t, eps_n)
+      if res.status != "reached":
+        break
+      best_lo = max(best_lo, res.B_lo)
   # ψ at the fixed budget r·B = fixed_rB (the best error there, with its certificate).
   fixed = {}
   if r == config.fixed_r:
@@ -302,7 +341,9 @@ def _row(base: dict, s: int, kind: str, eps: float, group: list, held: dict, fix
   row["relative_ls_error"] = res.ls_error / p.yy
   row["max_gap_relative"] = max(g["res"].max_gap / g["p"].yy for _, g in group)
   if kind == "neuron":
-    row.update(j=o["spec"]["j"], num_neurons=len(group),
+    # Searched: every j, or (once one is certified out of reach) only those j.
+    row.update(j=o["spec"]["j"], num_neurons=len(neuron_offsets(base["d"])),
+               neurons_searched=len(group),
                neurons_not_reachable=statuses.count("not_reachable"),
                neurons_unresolved=statuses.count("unresolved"))
   if kind == "psi" and o["t"] in fixed:

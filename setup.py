@@ -24,6 +24,7 @@ setuptools.setup(
         "numpy>=1.26,<3",
         "scipy>=1.12,<2",
         "matplotlib>=3.8,<4",
+        "threadpoolctl>=3,<4",            # boxqp's factorisations on one BLAS thread
     ],
     extras_require={
         # Peers of benchmarks/run.py; the test extra carries them so that the benchmark

@@ -168,6 +168,8 @@ def validate(config: mlc.ConfigDict) -> None:
   if not config.bracket_ratio > 1:
     raise validation.ConfigError("bracket_ratio", f"must be > 1, got {config.bracket_ratio!r}")
   validation.fractions("gap_tol", [config.gap_tol], low=0.0, high=1.0)
+  validation.positive_ints("max_pivots", config.max_pivots)
+  validation.positive_ints("max_solves", config.max_solves)
   validation.positive_ints("sample_ds", config.sample_ds, minimum=2)
   validation.positive_ints("sample_rs", config.sample_rs)
   validation.positive_ints("mc_n_fit", config.mc_n_fit)
@@ -244,7 +246,8 @@ def run_cell(config: mlc.ConfigDict, cell: dict[str, Any], key: jax.Array) -> li
     # The bracket's ends are certified whatever the gaps of the solves in between (a line
     # under v(B) below, an evaluated error above); its ratio decides "reached".
     res = boxqp.min_B(probs[t], eps, B_max=B_max, ratio=config.bracket_ratio, ls=lss[t],
-                      points=points)
+                      points=points, max_solves=config.max_solves,
+                      max_pivots=config.max_pivots)
     results.append(dict(t=t, spec=specs[t], eps=float(eps), res=res, status=res.status,
                         p=probs[t]))
     return res

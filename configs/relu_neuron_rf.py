@@ -25,14 +25,14 @@ def get_config(variant: str = "") -> mlc.ConfigDict:
   c.num_w_star = 8                # w* draws per (family, d, r), one feature draw shared
   c.rB_max = 1e8                  # r·B searched up to here; beyond it "not reachable" is certified
   c.bracket_ratio = 1.2           # r·min B bracketed to this factor, certified on both sides
-  c.max_pivots = 400              # per box solve; a search that cannot close its bracket is unresolved
+  c.max_pivots = 200              # per box solve; a search that cannot close its bracket is unresolved
   c.max_solves = 20               # box solves per search
   c.gap_tol = 1e-3                # a box solve whose certified gap exceeds gap_tol·E y² is unresolved
   c.fixed_rB = 1e3                # the best ψ error at r·B = fixed_rB, at r = fixed_r, against d
   c.fixed_r = 1024
   # Sample-mode families (Monte Carlo moments): these d and r only.
-  c.sample_ds = (2, 3, 4)
-  c.sample_rs = (1024,)
+  c.sample_ds = (3, 4)
+  c.sample_rs = (512,)
   c.mc_n_fit = 2**17              # inputs the moments are fitted on
   c.mc_n_test = 2**17             # independent inputs the reaching point is scored on
   c.mc_chunk = 4096

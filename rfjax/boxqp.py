@@ -436,12 +436,7 @@ def solve(p: Problem, B: float, *, state_r: np.ndarray | None = None,
 
 def least_squares(p: Problem) -> Solution:
   """The unconstrained minimiser (B = ∞), certified as a box point at B = max|u_i|."""
-  live = _live(p)
-  u = np.zeros(p.c_r.shape[0])
-  if live.any():
-    u[live] = _solve_block(p.Q_rr[np.ix_(live, live)], p.c_r[live])
-  B = float(np.abs(u).max()) if u.size else 0.0
-  return certify(p, u, max(B, np.finfo(np.float64).tiny), _state_from(u, B), 1, True)
+  return least_squares_all([p])[0]
 
 
 def least_squares_all(ps: list[Problem]) -> list[Solution]:

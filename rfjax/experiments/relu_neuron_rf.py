@@ -441,17 +441,12 @@ def summarize(config: mlc.ConfigDict, rows: list[dict]) -> dict[str, Any]:
   for f in config.features:
     for t in config.targets:
       for eps in (config.eps_psi if t == "psi" else (config.eps_neuron,)):
-        by_d: dict[int, dict[int, dict]] = {}
+        groups: dict[int, dict[int, list[dict]]] = {}
         for row in _select(rows, feature=f, target=t):
-          if abs(row["eps"] - eps) > 1e-12:
-            continue
-          by_d.setdefault(row["d"], {}).setdefault(row["r"], [])
-        for d in by_d:
-          for r in by_d[d]:
-            sel = [x for x in _select(rows, feature=f, target=t, d=d, r=r)
-                   if abs(x["eps"] - eps) <= 1e-12]
-            by_d[d][r] = _cell_summary(sel)
-        table.setdefault(f, {}).setdefault(t, {})[_eps_key(eps)] = by_d
+          if abs(row["eps"] - eps) <= 1e-12:
+            groups.setdefault(row["d"], {}).setdefault(row["r"], []).append(row)
+        table.setdefault(f, {}).setdefault(t, {})[_eps_key(eps)] = {
+            d: {r: _cell_summary(sel) for r, sel in by_r.items()} for d, by_r in groups.items()}
   parts, all_parts = [], {}
   for f, by_t in table.items():
     for t, by_eps in by_t.items():

@@ -445,36 +445,57 @@ _REGIME_STYLE = dict(full=("C0", "o-"), random_features=("C1", "s--"),
 @PLOTTERS.register("polynomial_sgd")
 def polynomial_sgd(config: mlc.ConfigDict, rows: list[dict],
                    summary: dict[str, Any]) -> plt.Figure:
-  """Test hinge vs width for the three regimes against L_D(W_0, U*); curves at the widest r."""
+  """Final-iterate test hinge vs width for the three regimes (each U_0) against
+  L_D(W_0, U*) + ε and L_D(P) + ε with their standard errors; monitor curves at the widest r."""
   cells = summary["cells"]
-  rs = [c["r"] for c in cells]
+  u0s = sorted({c["u0_norm"] for c in cells})
+  eps = summary["epsilon"]
   fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.5))
-  for regime, (color, style) in _REGIME_STYLE.items():
-    ax1.plot(rs, [c[f"{regime}_best_t_test_hinge"] for c in cells], style, color=color,
-             label=f"{regime} (best logged t)")
-    ax1.plot(rs, [c[f"{regime}_final_test_hinge"] for c in cells], style, color=color,
-             alpha=0.35, label=f"{regime} (last step)")
-  for C, alpha in zip(sorted(cells[0]["L_star_by_C"], key=float), (0.3, 0.55, 0.8, 1.0)):
-    lw = 2.5 if float(C) == summary["C"] else 1
-    ax1.plot(rs, [c["L_star_by_C"][C] for c in cells], "k-", alpha=alpha, lw=lw,
-             label=f"L_D(W0, U*), ‖U*‖ ≤ {C}/√r")
-  ax1.plot(rs, [c["L_star"] + summary["epsilon"] for c in cells], "k:", lw=1,
-           label=f"L_D(W0, U*) + ε (C = {summary['C']:g})")
-  ax1.set(xscale="log", xlabel="width r", ylabel="test hinge loss",
+  first = [c for c in cells if c["u0_norm"] == u0s[0]]
+  rs = [c["r"] for c in first]
+  for k, u0 in enumerate(u0s):
+    sel = [c for c in cells if c["u0_norm"] == u0]
+    u0_text = "U0=0" if u0 == 0 else f"|U0|={u0:g}/√r"
+    for regime, (color, style) in _REGIME_STYLE.items():
+      ax1.errorbar([c["r"] for c in sel], [c[f"{regime}_final_test_hinge"] for c in sel],
+                   yerr=[2 * c[f"{regime}_final_test_hinge_se"] for c in sel], fmt=style,
+                   color=color, alpha=1.0 if k == 0 else 0.45, capsize=2,
+                   label=f"{regime}, final iterate, {u0_text}")
+  star = np.array([c["L_star"] for c in first])
+  star_se = np.array([c["L_star_se"] for c in first])
+  ax1.fill_between(rs, star - 2 * star_se, star + 2 * star_se, color="k", alpha=0.15)
+  ax1.plot(rs, star, "k-", lw=2, label=f"L_D(W0, U*), ‖U*‖ ≤ {summary['C']:g}/√r (±2 s.e.)")
+  ax1.plot(rs, star + eps, "k:", lw=1.2, label=f"L_D(W0, U*) + ε (ε = {eps:g})")
+  for C, alpha in zip(sorted(first[0]["L_star_by_C"], key=float), (0.3, 0.5, 0.7, 0.9)):
+    if float(C) != summary["C"]:
+      ax1.plot(rs, [c["L_star_by_C"][C] for c in first], "k-", alpha=alpha, lw=0.8,
+               label=f"L_D(W0, U*), C = {C}")
+  lp = np.array([c["L_P"] for c in first])
+  ax1.plot(rs, lp, "-", color="C4", lw=1.5, label="L_D(P)")
+  ax1.plot(rs, lp + eps, ":", color="C4", lw=1.2, label="L_D(P) + ε")
+  for c in first:
+    if c["full_vs_rf"] == "coincide":
+      ax1.axvspan(c["r"] / 1.4, c["r"] * 1.4, color="0.85", lw=0, zorder=0)
+  ax1.set(xscale="log", xlabel="width r (shaded: regimes coincide)",
+          ylabel=f"test hinge ({config.n_test} points)",
           title=f"sign(P), deg {config.degree}, d = {config.d}, σ = {config.activation}, "
-                f"η·r = {config.lr_times_r:g}, T = {config.steps}")
-  ax1.legend(fontsize=7, ncol=2)
+                f"η·r = {config.lr_times_r:.3g}, T = {config.steps}")
+  ax1.legend(fontsize=6, ncol=2)
   r_max = max(rs)
   for regime, (color, style) in _REGIME_STYLE.items():
-    sel = [x for x in rows if x["r"] == r_max and x["regime"] == regime]
+    sel = [x for x in rows if x["r"] == r_max and x["regime"] == regime and "step" in x
+           and x["u0_norm"] == u0s[0]]
     steps = sorted({x["step"] for x in sel})
-    ax2.plot(steps, [np.mean([x["test_hinge"] for x in sel if x["step"] == s])
-                     for s in steps], style, color=color, label=f"{regime} test")
+    ax2.plot(steps, [np.mean([x["monitor_hinge"] for x in sel if x["step"] == s])
+                     for s in steps], style, color=color, label=f"{regime} (monitor sample)")
     ax2.plot(steps[1:], [np.mean([x["train_hinge"] for x in sel if x["step"] == s])
                          for s in steps[1:]], "-", color=color, alpha=0.35,
              label=f"{regime} online train")
-  ax2.axhline(cells[-1]["L_star"], color="k", lw=1.5, label=f"L_D(W0, U*), C = {summary['C']:g}")
-  ax2.set(xlabel="SGD step (batch 1)", ylabel="hinge loss", title=f"training curves, r = {r_max}")
+  top = [c for c in first if c["r"] == r_max][0]
+  ax2.axhline(top["L_star"], color="k", lw=1.5, label=f"L_D(W0, U*), C = {summary['C']:g}")
+  ax2.axhline(top["L_P"], color="C4", lw=1.5, label="L_D(P)")
+  ax2.set(xlabel="SGD step (batch 1)", ylabel="hinge loss",
+          title=f"curves (never judged), r = {r_max}, U0 = {u0s[0]:g}/√r")
   ax2.legend(fontsize=7)
   _title(fig, summary)
   return fig

@@ -464,3 +464,42 @@ def hinge_ball_fit(phi_nr: jax.Array, y_n: jax.Array, radii_B: jax.typing.ArrayL
   _, (u_Br, hinge_B, smooth_B) = jax.lax.scan(
       solve_one, jnp.zeros(phi_nr.shape[1], phi_nr.dtype), radii_B)
   return HingeFit(u_Br=u_Br, hinge_B=hinge_B, smooth_B=smooth_B)
+
+
+class HingeCertificate(NamedTuple):
+  """A certified bracket of min_{‖u‖ ≤ radius} mean max(0, 1 − y φ·u), per radius (index B)."""
+  hinge_B: jax.Array    # the hinge of the given (feasible) u: an upper bound, [nB]
+  lower_B: jax.Array    # a weak-duality lower bound on the constrained minimum, [nB]
+  gap_B: jax.Array      # hinge_B − lower_B ≥ hinge(u) − min, [nB]
+
+
+@jax.jit
+def hinge_ball_certificate(phi_nr: jax.Array, y_n: jax.Array, u_Br: jax.Array,
+                           radii_B: jax.typing.ArrayLike, mu: float = 0.02) -> HingeCertificate:
+  """Duality-gap certificate of readouts u_Br with ‖u_b‖ ≤ radius_b (docs/theory.md, "SGD on
+  the two-layer net").
+
+  max(0, 1 − m) = max_{α ∈ [0,1]} α(1 − m), so for every α ∈ [0,1]^n
+
+      min_{‖u‖ ≤ ρ} mean max(0, 1 − y φ·u)  ≥  mean(α) − ρ ‖Φᵀ(α ∘ y)‖ / n
+
+  (the minimum over the ball of the linear term is −ρ‖·‖). The α tried are the derivatives
+  of the smoothed hinge at u's margins, clip((1 − m)/μ', 0, 1) for μ' = μ, μ/4, μ/16, and
+  the subgradient 1{m < 1}; the best bound is kept. u_Br must lie in the balls (the hinge
+  of an infeasible u bounds nothing); the caller checks that.
+  """
+  radii_B = jnp.asarray(radii_B, phi_nr.dtype)
+  n = phi_nr.shape[0]
+  mm = lambda a, b: jnp.matmul(a, b, precision=_HI)
+
+  def one(u_r, radius):
+    m_n = y_n * mm(phi_nr, u_r)
+    hinge = jnp.mean(jnp.maximum(0.0, 1 - m_n))
+    alphas_kn = jnp.stack([jnp.clip((1 - m_n) / s, 0.0, 1.0) for s in (mu, mu / 4, mu / 16)]
+                          + [(m_n < 1).astype(m_n.dtype)])
+    norms_k = jnp.linalg.norm(mm(alphas_kn * y_n[None, :], phi_nr), axis=1)
+    lower = jnp.max(jnp.mean(alphas_kn, axis=1) - radius * norms_k / n)
+    return hinge, lower
+
+  hinge_B, lower_B = jax.vmap(one)(u_Br, radii_B)
+  return HingeCertificate(hinge_B=hinge_B, lower_B=lower_B, gap_B=hinge_B - lower_B)

@@ -1,4 +1,6 @@
-"""Online SGD on N(W, U) (PAPER.md §3.0) in three regimes that share one pure step.
+"""Online SGD on N(W, U) in three regimes that share one pure step.
+
+The setting is docs/theory.md, "SGD on the two-layer net".
 
 - `full`: W and U trained (the network itself).
 - `random_features`: U only; W stays bit-identical to W_0 (optax.set_to_zero on W).
@@ -9,9 +11,9 @@
   W = W_0 both models and their gradients agree, and they differ by O(‖W − W_0‖²).
 
 A step is `step(state, (x_bd, y_b)) -> state`: the loss (hinge max(0, 1 − yN) with the
-subgradient 1{yN < 1} of PAPER §3.0, or squared ½(N − y)²), averaged over the batch,
+subgradient 1{yN < 1}, or squared ½(N − y)²), averaged over the batch,
 differentiated by jax.grad and applied by optax.sgd. `train` runs it under lax.scan on
-fresh samples (PAPER §3.0: a new (x_t, y_t) at every step) and logs metrics.
+fresh samples (a new (x_t, y_t) at every step) and logs metrics.
 """
 from __future__ import annotations
 
@@ -50,7 +52,7 @@ class Trainer(NamedTuple):
 
 
 def hinge(y: jax.Array, out: jax.Array) -> jax.Array:
-  """max(0, 1 − y·out) with (sub)gradient −y·1{y·out < 1} (PAPER §3.0), elementwise."""
+  """max(0, 1 − y·out) with (sub)gradient −y·1{y·out < 1}, elementwise."""
   m = y * out
   return jnp.where(m < 1, 1 - m, jnp.zeros_like(m))
 

@@ -1,16 +1,25 @@
-"""Thms 3.1/3.2: online SGD on the two-layer net learns sign(P(x)) for a low-degree P.
+"""Thms 3.1/3.2: online SGD on the two-layer net against the theorems' own comparators.
 
 Data: x uniform in the unit ball of R^d, y = sign(P(x)) with P a random degree-k
 polynomial (coefficients U[−1, 1], so |P| ≤ 1; constant term set so that E P = 0 on the
 ball, for balanced labels). Network N(W, U) = Σ u_i σ(<w_i, x>) with analytic σ, Xavier
-cube W_0, U_0 = 0; hinge loss, batch 1, a fresh sample each step (PAPER §3.0). The three
-regimes of `rfjax.training` run from the same W_0 on the same sample stream. Beside them,
-L_D(W_0, U*): the best readout with ‖U*‖ ≤ C/√r on the frozen features σ(W_0 x)
-(`solvers.hinge_ball_fit` on a fit sample, its hinge measured on the held-out test set).
+cube W_0 and U_0 = 0 or uniform on the sphere of radius u0_norm/√r (the theorem allows any
+‖U_0‖ ≤ 1/√r); hinge loss, batch 1, a fresh sample each step (docs/theory.md, "SGD on the
+two-layer net"). The three regimes of `rfjax.training` run from the same W_0 on the same
+sample stream, for every U_0.
 
-Step size and steps: the theory's η = ε/(9 r L²), T = ⌈9 L²(C+1)²/ε²⌉ (PAPER §3.2,
-RECONSTRUCTED) are recorded in the summary; we keep the theory's scaling η ∝ 1/r
-(η·r = `lr_times_r` fixed) and a fixed laptop-scale T = `steps`.
+What is judged, on the FINAL iterate (W_T, U_T), seed means, on a test sample of its own:
+- Thm 3.2: E L_D(W_T, U_T) ≤ L_D(W_0, U*) + ε, with U* the best hinge readout in the ball
+  ‖U*‖ ≤ C/√r on the frozen features σ(W_0 x), fitted on a separate fit sample and
+  certified there by a duality gap (`solvers.hinge_ball_certificate`);
+- Thm 3.1: E L_D(W_T, U_T) ≤ L_D(P) + ε, L_D(P) = E max(0, 1 − y P(x));
+- full ≤ random features + rf_tolerance, only at widths where the full net's first layer
+  matters (its W_T changes its test hinge by more than coincide_tolerance against W_0);
+  where it does not, the regimes coincide and the comparison is reported as no evidence.
+Each comparison is a paired difference on the test sample with its standard error; within
+z standard errors of the bound it is inconclusive. The theorems' own (r, η, T) follow from
+(C, ε, L) (`theorem32_schedule`, `theorem31_schedule`); the summary's departures say where
+the run is not in that regime.
 """
 from __future__ import annotations
 
@@ -18,7 +27,7 @@ import functools
 import itertools
 import math
 import os
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -29,6 +38,7 @@ from absl import logging
 from rfjax import activations
 from rfjax import distributions
 from rfjax import experiments
+from rfjax import legendre
 from rfjax import linalg
 from rfjax import networks
 from rfjax import results
@@ -40,7 +50,56 @@ from rfjax import verdicts
 
 NAME = "polynomial_sgd"
 _HI = jax.lax.Precision.HIGHEST
-METRICS = ("train_loss", "test_loss", "test_error", "w_move", "u_norm", "sign_flips")
+LOG_METRICS = ("train_loss", "test_loss", "test_error", "w_move", "u_norm", "sign_flips")
+# Margins y·N(x) on the test sample returned per U_0: the regimes, then the full net's U_T
+# read out on W_0's features (how much its first layer's movement matters).
+FINAL_MODELS = training.REGIMES + ("full_on_w0",)
+
+
+# ------------------------------------------------------------------------ the theorems' regime
+
+
+def _schedule(C: float, e: float, L: float) -> dict[str, float]:
+  """η·r, T, B and r_0 of the reconstructed proof of Thm 3.2 at accuracy parameter e, which
+  concludes min_t E L_D(W_t, U_t) ≤ L_D(W_0, U*) + 2e (docs/theory.md, "SGD on the two-layer
+  net")."""
+  T = math.ceil(9 * L * L * (C + 1) ** 2 / e ** 2 * (1 - 1e-12))   # exact products round up
+  B = 1 + 3 * L * (C + 1) ** 2 / e
+  r0 = max(((C + 1) ** 2 * L * B / e) ** (2 / 3), math.sqrt(C * (C + 1) ** 2 * L * L * B) / e)
+  return dict(e=e, eta_times_r=e / (9 * L * L), T=T, B=B, r0=math.ceil(r0 * (1 - 1e-12)))
+
+
+def theorem32_schedule(C: float, eps: float, L: float) -> dict[str, float]:
+  """Thm 3.2's (η·r, T, smallest r) for the conclusion '≤ L_D(W_0, U*) + eps': the proof's
+  schedule at e = eps/2 (its bound is +2e). Keys: e, eta_times_r, T, B, r0."""
+  return _schedule(C, eps / 2, L)
+
+
+def theorem31_schedule(C_P: float, eps: float, L: float, delta: float) -> dict[str, float]:
+  """Thm 3.1's (η·r, T, smallest r) for '≤ L_D(P) + eps' with C = C_P = sup|g|: Thm 3.3
+  (≤ e) plus Thm 3.2 (≤ 2e) at e = eps/3. r_min also needs the Thm 3.3 width
+  L²C²(4 + √(2 log(1/δ)))²/e²."""
+  s = _schedule(C_P, eps / 3, L)
+  r33 = (L * C_P * (4 + math.sqrt(2 * math.log(1 / delta))) / s["e"]) ** 2
+  return dict(s, r33=math.ceil(r33), r_min=max(s["r0"], math.ceil(r33)))
+
+
+@functools.lru_cache(maxsize=16)
+def polynomial_size(seed: int, d: int, degree: int, activation: str) -> dict[str, float]:
+  """C_P of Thm 3.1 for the task's P: sup|ĝ| of its Legendre representation truncated at
+  degree K = deg P (docs/theory.md), as a lower estimate (sampled and refined points) and
+  the rigorous upper bound Σ_J |b_J|."""
+  J, c = random_polynomial(seed, d, degree)
+  poly = {tuple(int(v) for v in j): float(a) for j, a in zip(J, c)}
+  cons, b_t = legendre.construct(poly, activation, d, K=degree)
+  with jax.enable_x64(True):
+    b64 = jnp.asarray(b_t, jnp.float64)
+    low = legendre.sup_g_estimate(jax.random.key(seed), cons.j_td, b64, num=8192, chunk=1024,
+                                  K=degree)
+    return dict(sup_g=float(low), abs_sum=float(legendre.abs_coefficient_sum(b64)))
+
+
+# ------------------------------------------------------------------------------ the task
 
 
 def monomials(d: int, degree: int) -> np.ndarray:
@@ -73,87 +132,78 @@ def _sample(key, J_md, c_m, *, d, batch):
   return x, jnp.sign(polynomial(x, J_md, c_m))
 
 
-def _data(key: jax.Array, J_md: jax.Array, c_m: jax.Array, *, d: int, batch: int,
-          n_test: int):
-  """Per-seed keys and data: (k_init, k_data, k_fit, sample, x_test, y_test)."""
-  k_init, k_data, k_test, k_fit = jax.random.split(key, 4)
-  x_test = distributions.ball(k_test, n_test, d)
-  y_test = jnp.sign(polynomial(x_test, J_md, c_m))
-  sample = functools.partial(_sample, J_md=J_md, c_m=c_m, d=d, batch=batch)
-  return k_init, k_data, k_fit, sample, x_test, y_test
+class _Keys(NamedTuple):
+  init: jax.Array      # W_0 (and U_0)
+  data: jax.Array      # the SGD sample stream
+  test: jax.Array      # the test sample (final iterate and comparators only)
+  fit: jax.Array       # the fit sample of U*
+  monitor: jax.Array   # the sample of the logged curves (figure only)
 
 
-def _best_readout(k_fit: jax.Array, p0, J_md: jax.Array, c_m: jax.Array,
-                  radii_B: jax.Array, x_test: jax.Array, y_test: jax.Array, *, d: int,
-                  r: int, activation: str, n_fit: int, fit_iters: int, mu: float):
-  """Fit and test hinge of the best readout U* on W_0's features, per radius [B] each."""
-  # L_D(W_0, U*): best hinge readout in the ball ‖U‖ ≤ C/√r on the frozen features, in
-  # float64 and in the n-dim row space of Φ (Φ = A S Bᵀ, u = B v, ‖u‖ = ‖v‖; the part of u
-  # orthogonal to the rows only adds norm), so each iteration costs n², not n·r.
-  w0 = p0["params"]["w"].astype(jnp.float64)
-  x_fit = distributions.ball(k_fit, n_fit, d, dtype=jnp.float64)
-  y_fit = jnp.sign(polynomial(x_fit, J_md.astype(jnp.float64), c_m.astype(jnp.float64)))
-  phi_fit = networks.hidden(w0, x_fit, activation)
-  evals, a_nn = linalg.eigh(jnp.matmul(phi_fit, phi_fit.T, precision=_HI))
-  s_n = jnp.sqrt(jnp.maximum(evals, 0.0))
-  keep = s_n > 1e-7 * jnp.max(s_n)
-  fit = solvers.hinge_ball_fit(a_nn * jnp.where(keep, s_n, 0.0)[None, :], y_fit,
-                               radii_B.astype(jnp.float64) / math.sqrt(r), mu=mu,
-                               num_iters=fit_iters)
-  coef_Bn = jnp.matmul(fit.u_Br * jnp.where(keep, 1 / jnp.where(keep, s_n, 1.0), 0.0)[None, :],
-                       a_nn.T, precision=_HI)
-  kx_tn = jnp.matmul(networks.hidden(w0, x_test.astype(jnp.float64), activation), phi_fit.T,
-                      precision=_HI)
-  out_test = jnp.matmul(kx_tn, coef_Bn.T, precision=_HI)             # [n_test, B]
-  test_hinge_B = jnp.mean(training.hinge(y_test[:, None].astype(jnp.float64), out_test), 0)
-  return dict(fit_hinge=fit.hinge_B, test_hinge=test_hinge_B)
+def _keys(key: jax.Array) -> _Keys:
+  return _Keys(*jax.random.split(key, 5))
 
 
-# ---------------------------------------------------------------------------------------
+def _labelled(key: jax.Array, n: int, J_md: jax.Array, c_m: jax.Array, d: int):
+  """(x [n, d], y [n]) float32, y = sign P(x)."""
+  x = distributions.ball(key, n, d)
+  return x, jnp.sign(polynomial(x, J_md, c_m))
+
+
+def _chunked(fn, x_nd: jax.Array, chunk: int) -> jax.Array:
+  """fn over row blocks of x_nd (lax.map, memory O(chunk·r)); fn: [chunk, d] -> [chunk, ...]."""
+  n, d = x_nd.shape
+  out = jax.lax.map(fn, x_nd.reshape(n // chunk, chunk, d))
+  return out.reshape(n, *out.shape[2:])
+
+
+def _chunk(n: int, r: int) -> int:
+  """Rows per block when evaluating r features on n points: the largest divisor of n that
+  is ≤ 512 and keeps a block's [chunk, r] features within 2^23 entries."""
+  most = max(1, min(512, 2 ** 23 // r))
+  return max(c for c in range(1, min(n, most) + 1) if n % c == 0)
+
+
+# ---------------------------------------------------------------------------------- training
 # Training runs in segments of `checkpoint_every` steps (one segment of all steps when it is
 # 0); train_segment continues the very same sample stream, so the segments take exactly the
 # steps of one uninterrupted run. Between segments orbax saves the state of all seeds.
 
 
-def _trainers(r: int, activation: str, lr: float) -> tuple[networks.TwoLayer, dict]:
-  net = networks.make(r, activation)
+def _trainers(r: int, activation: str, u0_norm: float,
+              lr: float) -> tuple[networks.TwoLayer, dict]:
+  net = networks.make(r, activation, u0_norm)
   return net, {g: training.make_trainer(net, g, lr=lr, loss="hinge") for g in training.REGIMES}
 
 
 def _start_seed(key: jax.Array, J_md: jax.Array, c_m: jax.Array, *, d: int, r: int,
-                activation: str, lr: float, batch: int, n_test: int, n_probe: int):
+                activation: str, u0_norm: float, lr: float, n_monitor: int, n_probe: int):
   """({regime: TrainState at step 0}, {regime: metrics at step 0}) of one seed."""
-  k_init, _, _, _, x_test, y_test = _data(key, J_md, c_m, d=d, batch=batch, n_test=n_test)
-  net, trainers = _trainers(r, activation, lr)
-  p0 = networks.init(net, k_init, d)
+  ks = _keys(key)
+  x_mon, y_mon = _labelled(ks.monitor, n_monitor, J_md, c_m, d)
+  net, trainers = _trainers(r, activation, u0_norm, lr)
+  p0 = networks.init(net, ks.init, d)
   states = {g: tr.init(p0) for g, tr in trainers.items()}
-  first = {g: training.metrics(tr, states[g], x_test, y_test, x_test[:n_probe], "hinge")
+  first = {g: training.metrics(tr, states[g], x_mon, y_mon, x_mon[:n_probe], "hinge")
            for g, tr in trainers.items()}
   return states, first
 
 
 def _segment_seed(key: jax.Array, states: dict, J_md: jax.Array, c_m: jax.Array,
-                  start_log: jax.Array, *, d: int, r: int, activation: str, lr: float,
-                  batch: int, n_test: int, n_probe: int, num_logs: int, log_every: int):
+                  start_log: jax.Array, *, d: int, r: int, activation: str, u0_norm: float,
+                  lr: float, batch: int, n_monitor: int, n_probe: int, num_logs: int,
+                  log_every: int):
   """Every regime num_logs·log_every steps further: (states, {regime: logs [num_logs]})."""
-  _, k_data, _, sample, x_test, y_test = _data(key, J_md, c_m, d=d, batch=batch,
-                                               n_test=n_test)
-  _, trainers = _trainers(r, activation, lr)
+  ks = _keys(key)
+  x_mon, y_mon = _labelled(ks.monitor, n_monitor, J_md, c_m, d)
+  sample = functools.partial(_sample, J_md=J_md, c_m=c_m, d=d, batch=batch)
+  _, trainers = _trainers(r, activation, u0_norm, lr)
   out_states, logs = {}, {}
   for g, tr in trainers.items():
     out_states[g], logs[g] = training.train_segment(
-        tr, states[g], k_data, sample, start_log=start_log, num_logs=num_logs,
-        log_every=log_every, x_test=x_test, y_test=y_test, x_probe=x_test[:n_probe])
+        tr, states[g], ks.data, sample, start_log=start_log, num_logs=num_logs,
+        log_every=log_every, x_test=x_mon, y_test=y_mon, x_probe=x_mon[:n_probe])
   return out_states, logs
-
-
-def _fit_seed(key: jax.Array, J_md: jax.Array, c_m: jax.Array, radii_B: jax.Array, *,
-              d: int, r: int, activation: str, batch: int, n_test: int, n_fit: int,
-              fit_iters: int, mu: float):
-  k_init, _, k_fit, _, x_test, y_test = _data(key, J_md, c_m, d=d, batch=batch, n_test=n_test)
-  p0 = networks.init(networks.make(r, activation), k_init, d)
-  return _best_readout(k_fit, p0, J_md, c_m, radii_B, x_test, y_test, d=d, r=r,
-                       activation=activation, n_fit=n_fit, fit_iters=fit_iters, mu=mu)
 
 
 def _checkpoint_manager(directory: str):
@@ -163,14 +213,18 @@ def _checkpoint_manager(directory: str):
   return ocp, ocp.CheckpointManager(os.path.abspath(directory), options=options)
 
 
-def _train(config: mlc.ConfigDict, r: int, keys: jax.Array, J_md: jax.Array,
-           c_m: jax.Array, checkpoint_dir: str | None) -> dict:
-  """The three regimes' logs {regime: {metric: [s, steps // log_every + 1]}}, trained in
-  segments of checkpoint_every steps (or one of all steps); with checkpoint_dir and
-  checkpoint_every > 0, the states and logs so far are saved after every segment but the
-  last, and a run continues from the latest save."""
-  common = dict(d=config.d, r=r, activation=config.activation, lr=config.lr_times_r / r,
-                batch=config.batch, n_test=config.n_test, n_probe=config.n_probe)
+def _common(config: mlc.ConfigDict, r: int, u0_norm: float) -> dict[str, Any]:
+  return dict(d=config.d, r=r, activation=config.activation, u0_norm=float(u0_norm),
+              lr=config.lr_times_r / r, n_monitor=config.n_monitor, n_probe=config.n_probe)
+
+
+def _train(config: mlc.ConfigDict, r: int, u0_norm: float, keys: jax.Array, J_md: jax.Array,
+           c_m: jax.Array, checkpoint_dir: str | None) -> tuple[dict, dict]:
+  """(logs {regime: {metric: [s, steps // log_every + 1]}}, final states {regime: [s] state})
+  of one U_0, trained in segments of checkpoint_every steps (or one of all steps); with
+  checkpoint_dir and checkpoint_every > 0, the states and logs so far are saved after every
+  segment but the last, and a run continues from the latest save."""
+  common = _common(config, r, u0_norm)
   states, first = sweep.over_seeds(functools.partial(_start_seed, **common), keys, J_md, c_m)
   total = config.steps // config.log_every
   per = (config.checkpoint_every or config.steps) // config.log_every
@@ -189,9 +243,10 @@ def _train(config: mlc.ConfigDict, r: int, keys: jax.Array, J_md: jax.Array,
       states = jax.tree.unflatten(treedef, [np.asarray(a) for a in saved["leaves"]])
       logs = jax.tree.map(np.array, saved["logs"])
       done = step // config.log_every
-      logging.info("%s r=%d: resuming at step %d from %s", NAME, r, step, checkpoint_dir)
+      logging.info("%s r=%d: resuming at step %d from %s (u0_norm=%g)", NAME, r, step,
+                   checkpoint_dir, u0_norm)
   segment = functools.partial(_segment_seed, num_logs=per, log_every=config.log_every,
-                              **common)
+                              batch=config.batch, **common)
   while done < total:
     states, seg = sweep.over_seeds(segment, keys, J_md, c_m, jnp.int32(done),
                                    per_seed=(states,))
@@ -205,7 +260,86 @@ def _train(config: mlc.ConfigDict, r: int, keys: jax.Array, J_md: jax.Array,
       manager.wait_until_finished()
   if manager is not None:
     manager.close()
-  return logs
+  return logs, states
+
+
+# ------------------------------------------------------------------- comparators and the test
+
+
+def _isometry(phi_nr: jax.Array):
+  """(A_nk, to_u) with A z = Φ u and ‖u‖ = ‖z‖ for u = to_u(z), k = min(n, r): the fit of
+  a readout in the ball runs in k dimensions. Directions of singular value ≤ 1e-7·max are
+  dropped (their z entries are ignored); the certificate is computed on Φ itself."""
+  n, r = phi_nr.shape
+  mm = lambda a, b: jnp.matmul(a, b, precision=_HI)
+  if r <= n:
+    evals, v_rk = linalg.eigh(mm(phi_nr.T, phi_nr))
+    s_k = jnp.sqrt(jnp.maximum(evals, 0.0))
+    keep = (s_k > 1e-7 * jnp.max(s_k)).astype(phi_nr.dtype)
+    return mm(phi_nr, v_rk) * keep[None, :], lambda z: mm(v_rk, z * keep)
+  evals, a_nk = linalg.eigh(mm(phi_nr, phi_nr.T))
+  s_k = jnp.sqrt(jnp.maximum(evals, 0.0))
+  keep = s_k > 1e-7 * jnp.max(s_k)
+  inv_k = jnp.where(keep, 1 / jnp.where(keep, s_k, 1.0), 0.0)
+  return (a_nk * jnp.where(keep, s_k, 0.0)[None, :],
+          lambda z: mm(phi_nr.T, mm(a_nk, z * inv_k)))
+
+
+def _fit_seed(key: jax.Array, J_md: jax.Array, c_m: jax.Array, radii_B: jax.Array, *,
+              d: int, r: int, activation: str, n_fit: int, fit_iters: int, mu: float):
+  """U* per radius: the smoothed-hinge fit in the ball ‖U‖ ≤ radius on W_0's features over
+  the fit sample (float64), mapped back to R^r, and its certificate there."""
+  ks = _keys(key)
+  p0 = networks.init(networks.make(r, activation), ks.init, d)   # W_0 does not depend on U_0
+  w0 = p0["params"]["w"].astype(jnp.float64)
+  x_fit, y_fit = _labelled(ks.fit, n_fit, J_md, c_m, d)
+  phi = networks.hidden(w0, x_fit.astype(jnp.float64), activation)
+  y64 = y_fit.astype(jnp.float64)
+  a_nk, to_u = _isometry(phi)
+  radii = radii_B.astype(jnp.float64)
+  fit = solvers.hinge_ball_fit(a_nk, y64, radii, mu=mu, num_iters=fit_iters)
+  u_Br = jax.vmap(to_u)(fit.u_Br)
+  # Rounding in the map back may leave u a hair outside its ball: scale it in.
+  norms = jnp.linalg.norm(u_Br, axis=1)
+  u_Br = u_Br * jnp.minimum(1.0, radii / jnp.maximum(norms, 1e-300))[:, None]
+  cert = solvers.hinge_ball_certificate(phi, y64, u_Br, radii, mu)
+  return dict(u_Br=u_Br, fit_hinge=cert.hinge_B, fit_lower=cert.lower_B, fit_gap=cert.gap_B,
+              norm_ratio=jnp.linalg.norm(u_Br, axis=1) / radii)
+
+
+def _reference_seed(key: jax.Array, u_Br: jax.Array, J_md: jax.Array, c_m: jax.Array, *,
+                    d: int, r: int, activation: str, n_test: int):
+  """Test-sample margins of the comparators: y·U*·σ(W_0 x) [n, nB] and y·P(x) [n] (float64)."""
+  ks = _keys(key)
+  p0 = networks.init(networks.make(r, activation), ks.init, d)
+  w0 = p0["params"]["w"].astype(jnp.float64)
+  x_test, y_test = _labelled(ks.test, n_test, J_md, c_m, d)
+  x64, y64 = x_test.astype(jnp.float64), y_test.astype(jnp.float64)
+  star = _chunked(lambda x: jnp.matmul(networks.hidden(w0, x, activation), u_Br.T,
+                                       precision=_HI), x64, _chunk(n_test, r))
+  p = polynomial(x64, J_md.astype(jnp.float64), c_m.astype(jnp.float64))
+  return dict(star=y64[:, None] * star, P=y64 * p)
+
+
+def _final_seed(key: jax.Array, states: dict, J_md: jax.Array, c_m: jax.Array, *, d: int,
+                r: int, activation: str, u0_norm: float, n_test: int):
+  """Test-sample margins y·N(x) of the final iterates, [len(FINAL_MODELS), n] (float32)."""
+  ks = _keys(key)
+  x_test, y_test = _labelled(ks.test, n_test, J_md, c_m, d)
+  net, trainers = _trainers(r, activation, u0_norm, 1.0)
+  chunk = _chunk(n_test, r)
+  out = []
+  for g in training.REGIMES:
+    st = states[g]
+    out.append(_chunked(lambda x, tr=trainers[g], st=st: tr.predict(st.params, st.params0, x),
+                        x_test, chunk))
+  full = states["full"]
+  mixed = {"params": {"w": full.params0["params"]["w"], "u": full.params["params"]["u"]}}
+  out.append(_chunked(lambda x: net.apply(mixed, x), x_test, chunk))
+  return y_test[None, :] * jnp.stack(out)
+
+
+# ------------------------------------------------------------------------------- the cells
 
 
 def validate(config: mlc.ConfigDict) -> None:
@@ -213,6 +347,12 @@ def validate(config: mlc.ConfigDict) -> None:
   validation.positive_ints("degree", config.degree)
   validation.positive_ints("widths", config.widths)
   validation.positive_ints("num_seeds", config.num_seeds)
+  validation.positive_floats("u0_norms", config.u0_norms, allow_zero=True)
+  if not config.u0_norms or any(u > 1 for u in config.u0_norms) \
+      or len(set(config.u0_norms)) < len(config.u0_norms):
+    raise validation.ConfigError(
+        "u0_norms", f"must be distinct values in [0, 1] (‖U_0‖ = u0_norm/√r ≤ 1/√r), got "
+        f"{config.u0_norms!r}")
   validation.positive_ints("steps", config.steps)
   validation.positive_ints("log_every", config.log_every)
   if config.steps % config.log_every:
@@ -225,17 +365,27 @@ def validate(config: mlc.ConfigDict) -> None:
         f"that divides steps={config.steps}, got {config.checkpoint_every}")
   validation.positive_ints("batch", config.batch)
   validation.positive_floats("lr_times_r", config.lr_times_r)
-  validation.positive_ints("n_test", config.n_test)
+  validation.positive_ints("n_test", config.n_test, minimum=2)
+  validation.positive_ints("n_monitor", config.n_monitor)
   validation.positive_ints("n_probe", config.n_probe)
-  if config.n_probe > config.n_test:
-    raise validation.ConfigError("n_probe", "must be <= n_test (the probe is a test prefix)")
+  if config.n_probe > config.n_monitor:
+    raise validation.ConfigError("n_probe", "must be <= n_monitor (the probe is a monitor prefix)")
   validation.positive_ints("n_fit", config.n_fit)
   validation.positive_ints("fit_iters", config.fit_iters)
   validation.positive_floats("fit_mu", config.fit_mu)
   validation.positive_floats("C", config.C)
+  if config.C < 1:
+    raise validation.ConfigError("C", f"must be >= 1 (Thm 3.2 assumes C ≥ 1), got {config.C}")
   validation.positive_floats("C_grid", config.C_grid)
   validation.positive_floats("epsilon", config.epsilon)
+  validation.positive_floats("delta", config.delta)
+  if config.delta >= 1:
+    raise validation.ConfigError("delta", f"must lie in (0, 1), got {config.delta}")
+  validation.positive_floats("z", config.z)
+  validation.positive_floats("max_se_fraction", config.max_se_fraction)
+  validation.positive_floats("fit_max_gap", config.fit_max_gap)
   validation.positive_floats("rf_tolerance", config.rf_tolerance, allow_zero=True)
+  validation.positive_floats("coincide_tolerance", config.coincide_tolerance, allow_zero=True)
   try:
     activations.require_analytic(config.activation, field="activation")
   except KeyError as e:
@@ -247,135 +397,256 @@ def cells(config: mlc.ConfigDict) -> list[dict[str, Any]]:
 
 
 def _radii(config: mlc.ConfigDict) -> np.ndarray:
-  return np.array(sorted(set(config.C_grid) | {config.C}), np.float32)
+  return np.array(sorted(set(config.C_grid) | {config.C}), np.float64)
+
+
+def _mean_se(v: np.ndarray) -> tuple[float, float]:
+  return float(np.mean(v)), float(np.std(v, ddof=1) / math.sqrt(v.size))
+
+
+def _hinge(m: np.ndarray) -> np.ndarray:
+  return np.maximum(0.0, 1.0 - np.asarray(m, np.float64))
 
 
 def run_cell(config: mlc.ConfigDict, cell: dict[str, Any], key: jax.Array,
              checkpoint_dir: str | None = None) -> list[dict]:
-  """Rows of one width. With config.checkpoint_every > 0 the training runs in segments of
-  that many steps (the same steps as one run), saved under checkpoint_dir (if given) and
-  resumed from there."""
+  """Rows of one width: logged curves (monitor sample), the final iterates on the test
+  sample, U* per C with its certificate, and L_D(P). With config.checkpoint_every > 0 the
+  training runs in segments of that many steps (the same steps as one run), saved under
+  checkpoint_dir/u0_<i> (if given) and resumed from there."""
   r = cell["r"]
   J, c = random_polynomial(config.seed, config.d, config.degree)
   J, c = jnp.asarray(J, jnp.float32), jnp.asarray(c, jnp.float32)
-  radii = jnp.asarray(_radii(config))
+  radii = _radii(config)
+  C_index = int(np.flatnonzero(np.isclose(radii, config.C))[0])
   keys = sweep.seed_keys(key, config.num_seeds)
-  logs = _train(config, r, keys, J, c, checkpoint_dir)
   fit = sweep.over_seeds(functools.partial(
-      _fit_seed, d=config.d, r=r, activation=config.activation, batch=config.batch,
-      n_test=config.n_test, n_fit=config.n_fit, fit_iters=config.fit_iters,
-      mu=config.fit_mu), keys, J, c, radii)
+      _fit_seed, d=config.d, r=r, activation=config.activation, n_fit=config.n_fit,
+      fit_iters=config.fit_iters, mu=config.fit_mu), keys, J, c,
+      jnp.asarray(radii / math.sqrt(r), jnp.float64))
+  ref = sweep.over_seeds(functools.partial(
+      _reference_seed, d=config.d, r=r, activation=config.activation, n_test=config.n_test),
+      keys, J, c, per_seed=(jnp.asarray(fit["u_Br"]),))
   rows = []
-  steps = np.arange(config.steps // config.log_every + 1) * config.log_every
+  h_star = _hinge(ref["star"])                         # [s, n, nB]
+  h_P = _hinge(ref["P"])                               # [s, n]
   for seed in range(config.num_seeds):
-    for regime in training.REGIMES:
-      for i, step in enumerate(steps):
-        m = {k: float(logs[regime][k][seed, i]) for k in METRICS}
-        rows.append(dict(r=r, regime=regime, seed=seed, step=int(step),
-                         train_hinge=m["train_loss"], test_hinge=m["test_loss"],
-                         test_error=m["test_error"], w_move=m["w_move"],
-                         u_norm=m["u_norm"], sign_flips=m["sign_flips"]))
     for b, C in enumerate(radii):
-      rows.append(dict(r=r, regime="best_readout", seed=seed, C=float(C),
-                       fit_hinge=float(fit["fit_hinge"][seed, b]),
-                       test_hinge=float(fit["test_hinge"][seed, b])))
+      hinge, se = _mean_se(h_star[seed, :, b])
+      rows.append(dict(r=r, regime="best_readout", seed=seed, C=float(C), test_hinge=hinge,
+                       test_hinge_se=se, fit_hinge=float(fit["fit_hinge"][seed, b]),
+                       fit_lower=float(fit["fit_lower"][seed, b]),
+                       fit_gap=float(fit["fit_gap"][seed, b]),
+                       norm_ratio=float(fit["norm_ratio"][seed, b])))
+    hinge, se = _mean_se(h_P[seed])
+    rows.append(dict(r=r, regime="polynomial", seed=seed, test_hinge=hinge, test_hinge_se=se))
+  steps = np.arange(config.steps // config.log_every + 1) * config.log_every
+  for i, u0 in enumerate(config.u0_norms):
+    ckpt = os.path.join(checkpoint_dir, f"u0_{i}") if checkpoint_dir else None
+    logs, states = _train(config, r, u0, keys, J, c, ckpt)
+    margins = sweep.over_seeds(functools.partial(
+        _final_seed, d=config.d, r=r, activation=config.activation, u0_norm=float(u0),
+        n_test=config.n_test), keys, J, c, per_seed=(states,))      # [s, models, n]
+    h = _hinge(margins)
+    for seed in range(config.num_seeds):
+      for regime in training.REGIMES:
+        lg = {k: logs[regime][k][seed] for k in LOG_METRICS}
+        for t, step in enumerate(steps):
+          rows.append(dict(r=r, u0_norm=float(u0), regime=regime, seed=seed, step=int(step),
+                           train_hinge=float(lg["train_loss"][t]),
+                           monitor_hinge=float(lg["test_loss"][t]),
+                           monitor_error=float(lg["test_error"][t]),
+                           w_move=float(lg["w_move"][t]), u_norm=float(lg["u_norm"][t]),
+                           sign_flips=float(lg["sign_flips"][t])))
+        g = FINAL_MODELS.index(regime)
+        hg = h[seed, g]
+        row = dict(r=r, u0_norm=float(u0), regime=regime, seed=seed, iterate="final",
+                   steps=config.steps, test_error=float(np.mean(margins[seed, g] <= 0)),
+                   online_mean=float(np.mean(lg["train_loss"][1:])),
+                   w_move=float(lg["w_move"][-1]), u_norm=float(lg["u_norm"][-1]),
+                   sign_flips=float(lg["sign_flips"][-1]))
+        row["test_hinge"], row["test_hinge_se"] = _mean_se(hg)
+        row["minus_star"], row["minus_star_se"] = _mean_se(hg - h_star[seed, :, C_index])
+        row["minus_P"], row["minus_P_se"] = _mean_se(hg - h_P[seed])
+        if regime == "full":
+          rf = h[seed, FINAL_MODELS.index("random_features")]
+          row["minus_rf"], row["minus_rf_se"] = _mean_se(hg - rf)
+          row["w_effect"], row["w_effect_se"] = _mean_se(
+              hg - h[seed, FINAL_MODELS.index("full_on_w0")])
+        rows.append(row)
   return rows
 
 
-def _mean(rows: list[dict], key: str) -> float:
-  return float(np.mean([results.to_float(r[key]) for r in rows]))
+# ------------------------------------------------------------------------------ the verdict
+
+
+def _three_way(est: float, se: float, bound: float, z: float) -> str:
+  """'est ≤ bound' judged with z standard errors: holds if est + z·se ≤ bound, fails if
+  est − z·se > bound, inconclusive in between."""
+  if est + z * se <= bound:
+    return "holds"
+  if est - z * se > bound:
+    return "fails"
+  return "inconclusive"
+
+
+def _seed_mean(rows: list[dict], key: str) -> tuple[float, float]:
+  """Seed mean of rows[key] and its test-sampling error √(Σ se²)/S (per-seed errors are
+  independent: each seed has its own test sample)."""
+  v = np.array([results.to_float(x[key]) for x in rows])
+  se = np.array([results.to_float(x[key + "_se"]) for x in rows])
+  return float(v.mean()), float(math.sqrt(np.sum(se ** 2)) / len(rows))
+
+
+def _fmt_u0(u0: float) -> str:
+  return "U_0=0" if u0 == 0 else f"‖U_0‖={u0:g}/√r"
 
 
 def summarize(config: mlc.ConfigDict, rows: list[dict]) -> dict[str, Any]:
-  """Full net within ε of L_D(W_0, U*) (best logged t, seed mean) and ≤ RF at every width."""
+  """Per width and U_0: the final iterate against L_D(W_0, U*) + ε, L_D(P) + ε and (where the
+  regimes differ) the random-features regime + rf_tolerance; one verdict from all parts."""
   act = activations.get(config.activation)
-  L, eps, C = act.lipschitz, config.epsilon, config.C
-  final = config.steps
-  table = []
+  L, eps, C, z = act.lipschitz, config.epsilon, config.C, config.z
+  se_cap = config.max_se_fraction * eps
+  s32 = theorem32_schedule(C, eps, L)
+  size = polynomial_size(config.seed, config.d, config.degree, config.activation)
+  s31 = theorem31_schedule(size["sup_g"], eps, L, config.delta)
+  table, parts, reasons = [], [], []
   for r in config.widths:
     cell = [x for x in rows if x["r"] == r]
-    per = {}
-    for regime in training.REGIMES:
-      reg = [x for x in cell if x["regime"] == regime]
-      curve = [_mean([x for x in reg if x["step"] == s], "test_hinge")
-               for s in sorted({x["step"] for x in reg})]
-      fin = [x for x in reg if x["step"] == final]
-      per[regime] = dict(final_test_hinge=_mean(fin, "test_hinge"),
-                         best_t_test_hinge=float(min(curve)),
-                         final_test_error=_mean(fin, "test_error"),
-                         final_train_hinge=_mean(fin, "train_hinge"),
-                         w_move=_mean(fin, "w_move"), sign_flips=_mean(fin, "sign_flips"),
-                         sqrt_r_u_norm=math.sqrt(r) * _mean(fin, "u_norm"))
-    star = {float(Cv): _mean([x for x in cell if x["regime"] == "best_readout"
-                              and abs(x["C"] - Cv) < 1e-6], "test_hinge")
-            for Cv in _radii(config)}
-    star_fit = _mean([x for x in cell if x["regime"] == "best_readout"
-                      and abs(x["C"] - C) < 1e-6], "fit_hinge")
-    L_star = star[float(np.float32(C))]
-    table.append(dict(
-        r=r, L_star=L_star, L_star_fit_sample=star_fit,
-        L_star_by_C={f"{k:g}": v for k, v in star.items()},
-        eta=config.lr_times_r / r, eta_theory=eps / (9 * r * L * L), **{
-            f"{reg}_{k}": v for reg, d in per.items() for k, v in d.items()},
-        full_within_eps=per["full"]["best_t_test_hinge"] <= L_star + eps,
-        # Thm 3.2 speaks of the best iterate ("some t ∈ [T]"); the last-step gap is reported too.
-        full_beats_rf=per["full"]["best_t_test_hinge"]
-        <= per["random_features"]["best_t_test_hinge"] + config.rf_tolerance))
-  within = all(t["full_within_eps"] for t in table)
-  beats = all(t["full_beats_rf"] for t in table)
-  T_theory = math.ceil(9 * L * L * (C + 1) ** 2 / eps ** 2)
-  worst = max(t["full_best_t_test_hinge"] - t["L_star"] for t in table)
-  # (A width whose cell failed has no rows: the runner makes such a run inconclusive.)
-  reasons = [f"r={t['r']}: full best-t test hinge {t['full_best_t_test_hinge']:.4f} > "
-             f"L_D(W_0,U*) + ε = {t['L_star'] + eps:.4f}" for t in table
-             if not t["full_within_eps"]]
-  reasons += [f"r={t['r']}: full best-t test hinge {t['full_best_t_test_hinge']:.4f} > "
-              f"random features' {t['random_features_best_t_test_hinge']:.4f} + "
-              f"{config.rf_tolerance}" for t in table if not t["full_beats_rf"]]
-  verdict = verdicts.judge(bool(within and beats))
-  eta_ratio = config.lr_times_r / (eps / (9 * L * L))
+    star = [x for x in cell if x["regime"] == "best_readout" and abs(x["C"] - C) < 1e-9 * C]
+    poly = [x for x in cell if x["regime"] == "polynomial"]
+    star_by_C = {f"{Cv:g}": float(np.mean([x["test_hinge"] for x in cell
+                                           if x["regime"] == "best_readout"
+                                           and abs(x["C"] - Cv) < 1e-9 * Cv]))
+                 for Cv in _radii(config)}
+    L_star, L_star_se = _seed_mean(star, "test_hinge")
+    L_P, L_P_se = _seed_mean(poly, "test_hinge")
+    fit_gap = max(x["fit_gap"] for x in star)
+    for u0 in config.u0_norms:
+      fin = {g: [x for x in cell if x.get("iterate") == "final" and x["regime"] == g
+                 and x["u0_norm"] == u0] for g in training.REGIMES}
+      full = fin["full"]
+      entry = dict(r=r, u0_norm=u0, L_star=L_star, L_star_se=L_star_se, L_star_by_C=star_by_C,
+                   L_star_fit=float(np.mean([x["fit_hinge"] for x in star])),
+                   L_star_fit_lower=float(np.mean([x["fit_lower"] for x in star])),
+                   fit_gap=fit_gap, L_P=L_P, L_P_se=L_P_se)
+      for g, rs in fin.items():
+        entry[f"{g}_final_test_hinge"], entry[f"{g}_final_test_hinge_se"] = \
+            _seed_mean(rs, "test_hinge")
+        entry[f"{g}_final_test_error"] = float(np.mean([x["test_error"] for x in rs]))
+        entry[f"{g}_online_mean"] = float(np.mean([x["online_mean"] for x in rs]))
+        entry[f"{g}_w_move"] = float(np.mean([x["w_move"] for x in rs]))
+        entry[f"{g}_sign_flips"] = float(np.mean([x["sign_flips"] for x in rs]))
+        entry[f"{g}_sqrt_r_u_norm"] = math.sqrt(r) * float(np.mean([x["u_norm"] for x in rs]))
+      for key in ("minus_star", "minus_P", "minus_rf", "w_effect"):
+        entry[key], entry[key + "_se"] = _seed_mean(full, key)
+      where = f"r={r}, {_fmt_u0(u0)}"
+      full_se = entry["full_final_test_hinge_se"]
+      # Thm 3.2: the final iterate against the best readout in the C-ball.
+      if max(full_se, L_star_se) > se_cap:
+        thm32 = "inconclusive"
+        reasons.append(f"{where}: Thm 3.2 test s.e. {max(full_se, L_star_se):.4f} > "
+                       f"{config.max_se_fraction:g}·ε")
+      else:
+        thm32 = _three_way(entry["minus_star"], entry["minus_star_se"], eps, z)
+        if thm32 == "holds" and fit_gap > config.fit_max_gap:
+          thm32 = "inconclusive"
+          reasons.append(f"{where}: Thm 3.2 met, but U*'s certified gap {fit_gap:.4f} > "
+                         f"fit_max_gap = {config.fit_max_gap:g}: a better U* may break it")
+        elif thm32 != "holds":
+          reasons.append(f"{where}: Thm 3.2 {thm32}: full final test hinge − L_D(W_0,U*) = "
+                         f"{entry['minus_star']:+.4f} ± {entry['minus_star_se']:.4f} against "
+                         f"ε = {eps:g}")
+      # Thm 3.1: the final iterate against L_D(P).
+      if max(full_se, L_P_se) > se_cap:
+        thm31 = "inconclusive"
+        reasons.append(f"{where}: Thm 3.1 test s.e. {max(full_se, L_P_se):.4f} > "
+                       f"{config.max_se_fraction:g}·ε")
+      else:
+        thm31 = _three_way(entry["minus_P"], entry["minus_P_se"], eps, z)
+        if thm31 != "holds":
+          reasons.append(f"{where}: Thm 3.1 {thm31}: full final test hinge − L_D(P) = "
+                         f"{entry['minus_P']:+.4f} ± {entry['minus_P_se']:.4f} against "
+                         f"ε = {eps:g}")
+      # Full against random features, only where the full net's first layer matters.
+      if abs(entry["w_effect"]) <= config.coincide_tolerance:
+        vs_rf = "coincide"
+      else:
+        vs_rf = _three_way(entry["minus_rf"], entry["minus_rf_se"], config.rf_tolerance, z)
+        if vs_rf != "holds":
+          reasons.append(f"{where}: full − random features final test hinge = "
+                         f"{entry['minus_rf']:+.4f} ± {entry['minus_rf_se']:.4f} against "
+                         f"{config.rf_tolerance:g} ({vs_rf})")
+      entry.update(thm32=thm32, thm31=thm31, full_vs_rf=vs_rf, below_r0=r < s32["r0"])
+      parts += [thm32, thm31] + ([vs_rf] if vs_rf != "coincide" else [])
+      table.append(entry)
+  verdict = verdicts.combine(parts)
+  coincide = sorted({t["r"] for t in table if t["full_vs_rf"] == "coincide"})
+  counted = sorted({t["r"] for t in table if t["full_vs_rf"] != "coincide"})
+  below = [r for r in config.widths if r < s32["r0"]]
+  eta_ratio = config.lr_times_r / s32["eta_times_r"]
+  departures = [
+      f"T = {config.steps} steps against Thm 3.2's T = {s32['T']} for C = {C:g}, ε = {eps:g} "
+      f"(L = {L:.4g}; the reconstructed proof's schedule at ε/2, docs/theory.md)"
+      if config.steps != s32["T"] else f"T = Thm 3.2's {s32['T']}",
+      f"η = {config.lr_times_r:g}/r, {eta_ratio:.3g}× the theorem's η = "
+      f"{s32['eta_times_r']:.3g}/r" if not math.isclose(eta_ratio, 1.0, rel_tol=1e-9)
+      else "η = the theorem's ε/(18 r L²)",
+      (f"widths {below} are below Thm 3.2's smallest width r_0 = {s32['r0']}" if below
+       else f"every width ≥ Thm 3.2's r_0 = {s32['r0']}"),
+      (f"Thm 3.1 with this P needs C = C_P = sup|g| ≈ {size['sup_g']:.4g} (Σ|b_J| = "
+       f"{size['abs_sum']:.4g}; ĝ of degree {config.degree}, whose tail residual for an "
+       f"analytic σ is not added), hence T = {s31['T']:.3g} steps, η = "
+       f"{s31['eta_times_r']:.3g}/r and r ≥ {s31['r_min']:.3g} (δ = {config.delta:g}); "
+       "the run is judged against L_D(P) in the regime it ran"),
+      ("the verdict uses the final iterate, a stronger statement than the theorems' 'some "
+       "t ∈ [T]'; the average online hinge over all T steps (an unbiased estimate of "
+       "(1/T) Σ_t E L_D(W_t, U_t) ≥ min_t E L_D(W_t, U_t)) is reported beside it"),
+      (f"E over the SGD samples is one sample path per initialisation, and the 'probability "
+       f"> 1 − δ over W_0' is a mean over {config.num_seeds} initialisations"),
+      (f"U* is the certified best readout of an {config.n_fit}-point fit sample (gap ≤ "
+       f"{max(t['fit_gap'] for t in table):.3g} there), and L_D(W_0, U*) its hinge on the "
+       f"{config.n_test}-point test sample: Thm 3.2 holds for every U* in the ball, so a "
+       "population-optimal U* could only make the comparison harder"),
+      (f"one random P (seed {config.seed}, degree {config.degree}, d = {config.d}), "
+       f"σ = {config.activation}")]
+  if coincide:
+    departures.append(
+        f"at widths {coincide} the full net's W_T changes its test hinge by at most "
+        f"{config.coincide_tolerance:g} against W_0: there the regimes coincide and 'full ≤ "
+        "random features' is no evidence (left out of the verdict)")
+  worst32 = max(t["minus_star"] for t in table)
+  worst31 = max(t["minus_P"] for t in table)
   return dict(
-      claim=("Thms 3.1/3.2: SGD on the full two-layer net (hinge loss, Xavier W_0, U_0 = 0) "
-             "competes with the best readout U* (‖U*‖ ≤ C/√r) on its frozen initial "
-             "features, and does at least as well as training the readout alone."),
-      prediction=(f"at every width, min_t L(W_t, U_t) ≤ L_D(W_0, U*) + {eps} (C = {C:g}) and "
-                  f"full ≤ random_features + {config.rf_tolerance} (best logged t, seed mean)"),
-      measured=(f"max over widths of [full best-t test hinge − L_D(W_0,U*)] = {worst:+.3f}; "
-                "full − RF test hinge per width (best t / last step): " + ", ".join(
-                    f"r={t['r']}: {t['full_best_t_test_hinge'] - t['random_features_best_t_test_hinge']:+.3f}"
-                    f"/{t['full_final_test_hinge'] - t['random_features_final_test_hinge']:+.3f}"
-                    for t in table)),
+      claim=("Thm 3.2: SGD on the two-layer net (hinge loss, Xavier W_0, ‖U_0‖ ≤ 1/√r) reaches "
+             "E L_D(W_t, U_t) ≤ L_D(W_0, U*) + ε for every U* with ‖U*‖ ≤ C/√r; Thm 3.1: hence "
+             "E L_D(W_t, U_t) ≤ L_D(P) + ε for a low-degree P whose monomials σ supports"),
+      prediction=(f"at every width and U_0, the final iterate's seed-mean test hinge ≤ "
+                  f"L_D(W_0, U*) + {eps:g} (C = {C:g}) and ≤ L_D(P) + {eps:g}, and ≤ the random-"
+                  f"features regime's + {config.rf_tolerance:g} where the regimes differ; each "
+                  f"judged with {z:g} test standard errors"),
+      measured=(f"max over widths and U_0 of [full final − L_D(W_0,U*)] = {worst32:+.3f}, of "
+                f"[full final − L_D(P)] = {worst31:+.3f}; per width (U_0 = first): " + "; ".join(
+                    f"r={t['r']}: full {t['full_final_test_hinge']:.3f}, RF "
+                    f"{t['random_features_final_test_hinge']:.3f}, lin "
+                    f"{t['linearized_final_test_hinge']:.3f}, L_D(W0,U*) {t['L_star']:.3f}"
+                    f"±{t['L_star_se']:.3f}, L_D(P) {t['L_P']:.3f}±{t['L_P_se']:.3f}"
+                    for t in table if t["u0_norm"] == config.u0_norms[0])),
       **verdicts.fields(
           verdict, reasons=reasons,
           would_fail_if=(
-              "at some width, the full net's seed-mean test hinge at its best logged step "
-              f"above L_D(W_0, U*) + ε = L_D + {eps} (C = {C:g}), or above the random-features "
-              f"regime's best logged test hinge + {config.rf_tolerance}"),
-          departures=(
-              f"T = {config.steps} steps and η = {config.lr_times_r:g}/r, far from Theorem "
-              f"3.1/3.2's T = ⌈9L²(C+1)²/ε²⌉ = {T_theory} and η = ε/(9rL²) (the run's η is "
-              f"{eta_ratio:.0f}× the theorem's; RECONSTRUCTED constants, PAPER §3.2); the "
-              "widths are not checked against the theorem's width condition r ≥ r_0; the claim "
-              "is judged on the BEST of the logged steps (every "
-              f"{config.log_every} steps), chosen on the same {config.n_test}-point test set "
-              "that measures it, a selection on the test set that favours 'holds' (the "
-              "theorem's 'some t ∈ [T]' is over E L_D, not a test sample); the expectation "
-              f"over SGD samples is a mean over {config.num_seeds} seeds; L_D(W_0, U*) is the "
-              f"test hinge of a smoothed-hinge fit (μ = {config.fit_mu}, {config.fit_iters} "
-              f"iterations, no convergence certificate) on {config.n_fit} fresh samples, an "
-              "upper estimate of the constrained minimum; one random P (seed "
-              f"{config.seed}, degree {config.degree}, d = {config.d}) and the comparison is "
-              "with the best readout, not with L_D(P)")),
-      C=C, epsilon=eps, L=L, sigma=config.activation, steps_used=config.steps,
-      lr_times_r_used=config.lr_times_r,
-      T_theory=T_theory, eta_times_r_theory=eps / (9 * L * L),
-      step_size_note=("the theory's η = ε/(9rL²) and T = ⌈9L²(C+1)²/ε²⌉ (PAPER §3.2, "
-                      "RECONSTRUCTED) are recorded as eta_theory / T_theory; the run keeps "
-                      "η ∝ 1/r with η·r = lr_times_r_used and a fixed T = steps_used"),
-      L_star_note=(f"L_D(W_0, U*) = test-set hinge of solvers.hinge_ball_fit on {config.n_fit} "
-                   f"fresh samples (smoothing μ = {config.fit_mu}, {config.fit_iters} "
-                   "iterations): an upper estimate of the constrained minimum; "
-                   "L_star_fit_sample is the same readout's hinge on its fit sample"),
+              f"at some width and U_0, the full net's final-iterate seed-mean test hinge "
+              f"minus L_D(W_0, U*) (C = {C:g}) or minus L_D(P) exceeds ε = {eps:g} by more "
+              f"than {z:g} test standard errors; or, at a width where its first layer changes "
+              f"its test hinge by more than {config.coincide_tolerance:g}, it exceeds the "
+              f"random-features regime's by more than {config.rf_tolerance:g} + {z:g} s.e."),
+          departures="; ".join(departures)),
+      C=C, epsilon=eps, L=L, sigma=config.activation, z=z, steps_used=config.steps,
+      lr_times_r_used=config.lr_times_r, T_theory=s32["T"],
+      eta_times_r_theory=s32["eta_times_r"], r0_theory=s32["r0"], B_theory=s32["B"],
+      theorem31=dict(C_P=size["sup_g"], C_P_upper=size["abs_sum"], **s31),
+      rf_comparison=dict(counted_widths=counted, coinciding_widths=coincide),
       polynomial=dict(d=config.d, degree=config.degree, seed=config.seed),
       cells=table,
   )

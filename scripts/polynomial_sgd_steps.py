@@ -42,9 +42,9 @@ def main() -> None:
   J, c = (jnp.asarray(a, jnp.float32)
           for a in polynomial_sgd.random_polynomial(config.seed, config.d, config.degree))
   keys = sweep.seed_keys(jax.random.key(config.seed), config.num_seeds)
-  common = polynomial_sgd._common(config, r, u0)
-  states, _ = sweep.over_seeds(functools.partial(polynomial_sgd._start_seed, **common),
-                               keys, J, c)
+  common = polynomial_sgd._common(config, r)
+  states, _ = sweep.over_seeds(functools.partial(polynomial_sgd._start_seed,
+                                                 u0_norm=float(u0), **common), keys, J, c)
   segment = functools.partial(polynomial_sgd._segment_seed, num_logs=1, log_every=args.steps,
                               batch=config.batch, **common)
   t0 = time.perf_counter()

@@ -98,7 +98,7 @@ def test_final_margins_match_numpy():
   keys = sweep.seed_keys(jax.random.key(7), 2)
   logs, states = polynomial_sgd._train(config, 16, 1.0, keys, J, c, None)
   m = sweep.over_seeds(functools.partial(polynomial_sgd._final_seed, d=8, r=16,
-                                        activation="sincos", u0_norm=1.0, n_test=64),
+                                        activation="sincos", n_test=64),
                        keys, J, c, per_seed=(states,))
   assert m.shape == (2, len(polynomial_sgd.FINAL_MODELS), 64)
   for s in range(2):
@@ -122,10 +122,14 @@ def test_three_way_decision(est, se, want):
   assert polynomial_sgd._three_way(est, se, 0.05, 2.0) == want
 
 
+@functools.cache
+def _smoke_rows():
+  return experiments.run("polynomial_sgd", cfg.get_config("smoke"), jax.random.key(0))
+
+
 def _smoke():
-  config = cfg.get_config("smoke")
-  rows = experiments.run("polynomial_sgd", config, jax.random.key(0))
-  return config, rows
+  """The smoke config and a copy of its rows (one run per test session)."""
+  return cfg.get_config("smoke"), [dict(x) for x in _smoke_rows()]
 
 
 def test_smoke_run():

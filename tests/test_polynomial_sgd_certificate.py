@@ -35,7 +35,7 @@ def test_certificate_brackets_the_minimum_and_closes_at_the_fit(seed):
     phi, y = _problem(seed)
     radii = np.array([0.2, 1.0, 5.0])
     fit = solvers.hinge_ball_fit(jnp.asarray(phi), jnp.asarray(y), radii, mu=1e-3,
-                                 num_iters=4000)
+                                 num_iters=20000)
     cert = solvers.hinge_ball_certificate(jnp.asarray(phi), jnp.asarray(y), fit.u_Br, radii,
                                           1e-3)
     for b, rad in enumerate(radii):

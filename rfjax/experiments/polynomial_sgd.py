@@ -170,8 +170,10 @@ def _chunk(n: int, r: int) -> int:
 # steps of one uninterrupted run. Between segments orbax saves the state of all seeds.
 
 
-def _trainers(r: int, activation: str, u0_norm: float,
-              lr: float) -> tuple[networks.TwoLayer, dict]:
+def _trainers(r: int, activation: str, lr: float,
+              u0_norm: float = 0.0) -> tuple[networks.TwoLayer, dict]:
+  """The net and its three regimes' trainers; u0_norm matters only to networks.init, so
+  every other program is shared by the U_0 draws."""
   net = networks.make(r, activation, u0_norm)
   return net, {g: training.make_trainer(net, g, lr=lr, loss="hinge") for g in training.REGIMES}
 
@@ -181,7 +183,7 @@ def _start_seed(key: jax.Array, J_md: jax.Array, c_m: jax.Array, *, d: int, r: i
   """({regime: TrainState at step 0}, {regime: metrics at step 0}) of one seed."""
   ks = _keys(key)
   x_mon, y_mon = _labelled(ks.monitor, n_monitor, J_md, c_m, d)
-  net, trainers = _trainers(r, activation, u0_norm, lr)
+  net, trainers = _trainers(r, activation, lr, u0_norm)
   p0 = networks.init(net, ks.init, d)
   states = {g: tr.init(p0) for g, tr in trainers.items()}
   first = {g: training.metrics(tr, states[g], x_mon, y_mon, x_mon[:n_probe], "hinge")
@@ -190,14 +192,13 @@ def _start_seed(key: jax.Array, J_md: jax.Array, c_m: jax.Array, *, d: int, r: i
 
 
 def _segment_seed(key: jax.Array, states: dict, J_md: jax.Array, c_m: jax.Array,
-                  start_log: jax.Array, *, d: int, r: int, activation: str, u0_norm: float,
-                  lr: float, batch: int, n_monitor: int, n_probe: int, num_logs: int,
-                  log_every: int):
+                  start_log: jax.Array, *, d: int, r: int, activation: str, lr: float,
+                  batch: int, n_monitor: int, n_probe: int, num_logs: int, log_every: int):
   """Every regime num_logs·log_every steps further: (states, {regime: logs [num_logs]})."""
   ks = _keys(key)
   x_mon, y_mon = _labelled(ks.monitor, n_monitor, J_md, c_m, d)
   sample = functools.partial(_sample, J_md=J_md, c_m=c_m, d=d, batch=batch)
-  _, trainers = _trainers(r, activation, u0_norm, lr)
+  _, trainers = _trainers(r, activation, lr)
   out_states, logs = {}, {}
   for g, tr in trainers.items():
     out_states[g], logs[g] = training.train_segment(
@@ -213,9 +214,9 @@ def _checkpoint_manager(directory: str):
   return ocp, ocp.CheckpointManager(os.path.abspath(directory), options=options)
 
 
-def _common(config: mlc.ConfigDict, r: int, u0_norm: float) -> dict[str, Any]:
-  return dict(d=config.d, r=r, activation=config.activation, u0_norm=float(u0_norm),
-              lr=config.lr_times_r / r, n_monitor=config.n_monitor, n_probe=config.n_probe)
+def _common(config: mlc.ConfigDict, r: int) -> dict[str, Any]:
+  return dict(d=config.d, r=r, activation=config.activation, lr=config.lr_times_r / r,
+              n_monitor=config.n_monitor, n_probe=config.n_probe)
 
 
 def _train(config: mlc.ConfigDict, r: int, u0_norm: float, keys: jax.Array, J_md: jax.Array,
@@ -224,8 +225,9 @@ def _train(config: mlc.ConfigDict, r: int, u0_norm: float, keys: jax.Array, J_md
   of one U_0, trained in segments of checkpoint_every steps (or one of all steps); with
   checkpoint_dir and checkpoint_every > 0, the states and logs so far are saved after every
   segment but the last, and a run continues from the latest save."""
-  common = _common(config, r, u0_norm)
-  states, first = sweep.over_seeds(functools.partial(_start_seed, **common), keys, J_md, c_m)
+  common = _common(config, r)
+  states, first = sweep.over_seeds(
+      functools.partial(_start_seed, u0_norm=float(u0_norm), **common), keys, J_md, c_m)
   total = config.steps // config.log_every
   per = (config.checkpoint_every or config.steps) // config.log_every
   logs = {g: {k: np.zeros((keys.shape[0], total + 1), v.dtype) for k, v in m.items()}
@@ -322,11 +324,11 @@ def _reference_seed(key: jax.Array, u_Br: jax.Array, J_md: jax.Array, c_m: jax.A
 
 
 def _final_seed(key: jax.Array, states: dict, J_md: jax.Array, c_m: jax.Array, *, d: int,
-                r: int, activation: str, u0_norm: float, n_test: int):
+                r: int, activation: str, n_test: int):
   """Test-sample margins y·N(x) of the final iterates, [len(FINAL_MODELS), n] (float32)."""
   ks = _keys(key)
   x_test, y_test = _labelled(ks.test, n_test, J_md, c_m, d)
-  net, trainers = _trainers(r, activation, u0_norm, 1.0)
+  net, trainers = _trainers(r, activation, 1.0)
   chunk = _chunk(n_test, r)
   out = []
   for g in training.REGIMES:
@@ -445,8 +447,8 @@ def run_cell(config: mlc.ConfigDict, cell: dict[str, Any], key: jax.Array,
     ckpt = os.path.join(checkpoint_dir, f"u0_{i}") if checkpoint_dir else None
     logs, states = _train(config, r, u0, keys, J, c, ckpt)
     margins = sweep.over_seeds(functools.partial(
-        _final_seed, d=config.d, r=r, activation=config.activation, u0_norm=float(u0),
-        n_test=config.n_test), keys, J, c, per_seed=(states,))      # [s, models, n]
+        _final_seed, d=config.d, r=r, activation=config.activation, n_test=config.n_test),
+        keys, J, c, per_seed=(states,))      # [s, models, n]
     h = _hinge(margins)
     for seed in range(config.num_seeds):
       for regime in training.REGIMES:

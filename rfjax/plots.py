@@ -480,7 +480,9 @@ def polynomial_sgd(config: mlc.ConfigDict, rows: list[dict],
           ylabel=f"test hinge ({config.n_test} points)",
           title=f"sign(P), deg {config.degree}, d = {config.d}, σ = {config.activation}, "
                 f"η·r = {config.lr_times_r:.3g}, T = {config.steps}")
-  ax1.legend(fontsize=6, ncol=2)
+  lo, hi = ax1.get_ylim()
+  ax1.set_ylim(lo, hi + 0.6 * (hi - lo))       # room for the legend above the data
+  ax1.legend(fontsize=6, ncol=2, loc="upper center")
   r_max = max(rs)
   for regime, (color, style) in _REGIME_STYLE.items():
     sel = [x for x in rows if x["r"] == r_max and x["regime"] == regime and "step" in x
@@ -494,8 +496,11 @@ def polynomial_sgd(config: mlc.ConfigDict, rows: list[dict],
   top = [c for c in first if c["r"] == r_max][0]
   ax2.axhline(top["L_star"], color="k", lw=1.5, label=f"L_D(W0, U*), C = {summary['C']:g}")
   ax2.axhline(top["L_P"], color="C4", lw=1.5, label="L_D(P)")
+  lo, hi = ax2.get_ylim()
+  ax2.set_ylim(min(lo, top["L_star"] - 0.03), hi)
   ax2.set(xlabel="SGD step (batch 1)", ylabel="hinge loss",
-          title=f"curves (never judged), r = {r_max}, U0 = {u0s[0]:g}/√r")
+          title=f"curves (never judged), r = {r_max}, "
+                + ("U0 = 0" if u0s[0] == 0 else f"|U0| = {u0s[0]:g}/√r"))
   ax2.legend(fontsize=7)
   _title(fig, summary)
   return fig

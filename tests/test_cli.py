@@ -120,7 +120,7 @@ def test_sigkill_mid_training_resumes_from_the_orbax_checkpoint(tmp_path):
   proc = subprocess.Popen([sys.executable, "-m", "rfjax.main", *config, f"--workdir={killed}"],
                           cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
                           stderr=subprocess.DEVNULL)
-  saved = os.path.join(killed, "polynomial_sgd", "checkpoints", "*", "[0-9]*")
+  saved = os.path.join(killed, "polynomial_sgd", "checkpoints", "*", "u0_*", "[0-9]*")
   deadline = time.time() + 300
   while not [p for p in glob.glob(saved) if p.rsplit("/", 1)[1].isdigit()]:
     assert time.time() < deadline and proc.poll() is None, "no checkpoint was written"

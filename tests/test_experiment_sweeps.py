@@ -88,7 +88,11 @@ def _outputs(name: str, tmp_path_factory) -> tuple[dict, dict, dict]:
 
 # Fields written as float64 but computed in float32 arithmetic (float32 SGD, float32
 # feature sums), so float32 tolerances apply to them.
-FLOAT32_FIELDS = {"neuron_gd": {"relative_error"}, "rf_concentration": {"sup_error"}}
+FLOAT32_FIELDS = {"neuron_gd": {"relative_error"}, "rf_concentration": {"sup_error"},
+                  # means (and paired differences) of float32 margins, summed in float64
+                  "polynomial_sgd": {"test_hinge", "test_hinge_se", "minus_star",
+                                     "minus_star_se", "minus_P", "minus_P_se", "minus_rf",
+                                     "minus_rf_se", "w_effect", "w_effect_se", "online_mean"}}
 # relu_neuron_rf's certified lower bound is error − (Frank–Wolfe gap), and the gap
 # multiplies the gradient's rounding by the box size: float64 tolerance times (1 + B).
 B_SCALED_FIELDS = {"relu_neuron_rf": {"certified_lower"}}

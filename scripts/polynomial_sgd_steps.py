@@ -43,8 +43,8 @@ def main() -> None:
           for a in polynomial_sgd.random_polynomial(config.seed, config.d, config.degree))
   keys = sweep.seed_keys(jax.random.key(config.seed), config.num_seeds)
   common = polynomial_sgd._common(config, r)
-  states, _ = sweep.over_seeds(functools.partial(polynomial_sgd._start_seed,
-                                                 u0_norm=float(u0), **common), keys, J, c)
+  states, _ = sweep.over_seeds(functools.partial(polynomial_sgd._start_seed, **common),
+                               keys, J, c, jnp.float32(u0))
   segment = functools.partial(polynomial_sgd._segment_seed, num_logs=1, log_every=args.steps,
                               batch=config.batch, **common)
   t0 = time.perf_counter()

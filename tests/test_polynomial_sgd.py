@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 
 from rfjax import experiments
-from rfjax import networks
 from rfjax import runner
 from rfjax import sweep
 from rfjax import training
@@ -83,12 +82,21 @@ def test_isometry_maps_the_ball_onto_the_ball(n, r):
 
 
 def test_u0_draws_share_w0_and_have_the_stated_norm():
-  key = jax.random.key(5)
-  p0 = networks.init(networks.make(64, "sincos", 0.0), key, 8)
-  p1 = networks.init(networks.make(64, "sincos", 1.0), key, 8)
-  np.testing.assert_array_equal(p0["params"]["w"], p1["params"]["w"])
-  assert float(jnp.linalg.norm(p0["params"]["u"])) == 0.0
-  np.testing.assert_allclose(float(jnp.linalg.norm(p1["params"]["u"])), 1 / 8, rtol=1e-6)
+  config = _tiny_config(0)
+  J, c = (jnp.asarray(a, jnp.float32) for a in polynomial_sgd.random_polynomial(0, 8, 2))
+  keys = sweep.seed_keys(jax.random.key(5), 2)
+  start = functools.partial(polynomial_sgd._start_seed, **polynomial_sgd._common(config, 64))
+  s0, _ = sweep.over_seeds(start, keys, J, c, jnp.float32(0.0))
+  s1, _ = sweep.over_seeds(start, keys, J, c, jnp.float32(1.0))
+  for g in training.REGIMES:
+    np.testing.assert_array_equal(s0[g].params["params"]["w"], s1[g].params["params"]["w"])
+    np.testing.assert_array_equal(s0[g].params0["params"]["w"], s0[g].params["params"]["w"])
+    assert np.all(np.asarray(s0[g].params["params"]["u"]) == 0.0)
+    np.testing.assert_allclose(np.linalg.norm(s1[g].params["params"]["u"], axis=1),
+                               1 / 8, rtol=1e-6)
+  # W_0 is networks.init's Xavier cube draw: rows in [−1/√d, 1/√d]^d.
+  w = np.asarray(s0["full"].params["params"]["w"])
+  assert w.shape == (2, 64, 8) and np.all(np.abs(w) <= 1 / np.sqrt(8))
 
 
 def test_final_margins_match_numpy():

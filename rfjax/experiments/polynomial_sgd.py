@@ -170,21 +170,24 @@ def _chunk(n: int, r: int) -> int:
 # steps of one uninterrupted run. Between segments orbax saves the state of all seeds.
 
 
-def _trainers(r: int, activation: str, lr: float,
-              u0_norm: float = 0.0) -> tuple[networks.TwoLayer, dict]:
-  """The net and its three regimes' trainers; u0_norm matters only to networks.init, so
-  every other program is shared by the U_0 draws."""
-  net = networks.make(r, activation, u0_norm)
+def _trainers(r: int, activation: str, lr: float) -> tuple[networks.TwoLayer, dict]:
+  """The net (U_0 = 0 at init; see _start_seed) and its three regimes' trainers."""
+  net = networks.make(r, activation)
   return net, {g: training.make_trainer(net, g, lr=lr, loss="hinge") for g in training.REGIMES}
 
 
-def _start_seed(key: jax.Array, J_md: jax.Array, c_m: jax.Array, *, d: int, r: int,
-                activation: str, u0_norm: float, lr: float, n_monitor: int, n_probe: int):
-  """({regime: TrainState at step 0}, {regime: metrics at step 0}) of one seed."""
+def _start_seed(key: jax.Array, J_md: jax.Array, c_m: jax.Array, u0_norm: jax.Array, *,
+                d: int, r: int, activation: str, lr: float, n_monitor: int, n_probe: int):
+  """({regime: TrainState at step 0}, {regime: metrics at step 0}) of one seed. W_0 is the
+  Xavier cube draw of networks.init; U_0 is uniform on the sphere of radius u0_norm/√r
+  (U_0 = 0 for u0_norm = 0), a traced value, so one program serves every U_0."""
   ks = _keys(key)
   x_mon, y_mon = _labelled(ks.monitor, n_monitor, J_md, c_m, d)
-  net, trainers = _trainers(r, activation, lr, u0_norm)
-  p0 = networks.init(net, ks.init, d)
+  net, trainers = _trainers(r, activation, lr)
+  w0 = networks.init(net, ks.init, d)["params"]["w"]
+  g = jax.random.normal(jax.random.fold_in(ks.init, 1), (r,), w0.dtype)
+  u0 = g * (u0_norm.astype(w0.dtype) / math.sqrt(r) / jnp.linalg.norm(g))
+  p0 = {"params": {"w": w0, "u": u0}}
   states = {g: tr.init(p0) for g, tr in trainers.items()}
   first = {g: training.metrics(tr, states[g], x_mon, y_mon, x_mon[:n_probe], "hinge")
            for g, tr in trainers.items()}
@@ -226,8 +229,8 @@ def _train(config: mlc.ConfigDict, r: int, u0_norm: float, keys: jax.Array, J_md
   checkpoint_dir and checkpoint_every > 0, the states and logs so far are saved after every
   segment but the last, and a run continues from the latest save."""
   common = _common(config, r)
-  states, first = sweep.over_seeds(
-      functools.partial(_start_seed, u0_norm=float(u0_norm), **common), keys, J_md, c_m)
+  states, first = sweep.over_seeds(functools.partial(_start_seed, **common), keys, J_md, c_m,
+                                   jnp.float32(u0_norm))
   total = config.steps // config.log_every
   per = (config.checkpoint_every or config.steps) // config.log_every
   logs = {g: {k: np.zeros((keys.shape[0], total + 1), v.dtype) for k, v in m.items()}

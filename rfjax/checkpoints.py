@@ -6,11 +6,13 @@ checkpoint of arrays sharded over several processes collectively: every process 
 shards into the *same* directory and process 0 the metadata. So with several processes a
 checkpoint directory is given only when the workdir is one they all see, which is what a
 bucket is (`gs://…`); a local workdir on a pod is each host's own disk, and there the
-cells resume by cell only (`cell_dir` gives None). After the cell's rows are written the
+cells resume by cell only (`cell_dir` gives None), unless RFJAX_SHARED_WORKDIR=1 says that
+the local path is on a filesystem every host mounts (NFS, gcsfuse). After the cell's rows are written the
 directory is spent: every process waits for the others, then process 0 removes it.
 """
 from __future__ import annotations
 
+import os
 import re
 from typing import Any
 
@@ -23,9 +25,10 @@ def cell_dir(outdir: str, cell_key: str, *, process_count: int | None = None,
              shared: bool | None = None) -> str | None:
   """The checkpoint directory of cell `cell_key` under `outdir`, or None where several
   processes would not share it. `process_count` defaults to jax.process_count(), `shared`
-  to whether `outdir` is in an object store."""
+  to whether `outdir` is in an object store or RFJAX_SHARED_WORKDIR=1."""
   process_count = jax.process_count() if process_count is None else process_count
-  shared = results.is_remote(outdir) if shared is None else shared
+  if shared is None:
+    shared = results.is_remote(outdir) or os.environ.get("RFJAX_SHARED_WORKDIR") == "1"
   if process_count > 1 and not shared:
     return None
   return results.join(outdir, "checkpoints", re.sub(r"[^A-Za-z0-9._=-]+", "_", cell_key))

@@ -220,13 +220,17 @@ def test_checkpoint_of_a_long_cell_resumes_after_a_kill(probe, tmp_path):
   assert not os.listdir(os.path.join(workdir, NAME, "checkpoints"))
 
 
-def test_checkpoint_directory_with_several_processes():
+def test_checkpoint_directory_with_several_processes(monkeypatch):
+  monkeypatch.delenv("RFJAX_SHARED_WORKDIR", raising=False)
   key = "e/d=8/r=64"
   assert checkpoints.cell_dir("/w/e", key, process_count=1) == "/w/e/checkpoints/e_d=8_r=64"
   assert checkpoints.cell_dir("/w/e", key, process_count=4) is None      # each host's disk
   assert checkpoints.cell_dir("gs://b/w/e", key, process_count=4) == \
       "gs://b/w/e/checkpoints/e_d=8_r=64"                                # shared by all
   assert checkpoints.cell_dir("/nfs/w/e", key, process_count=4, shared=True) == \
+      "/nfs/w/e/checkpoints/e_d=8_r=64"
+  monkeypatch.setenv("RFJAX_SHARED_WORKDIR", "1")
+  assert checkpoints.cell_dir("/nfs/w/e", key, process_count=4) == \
       "/nfs/w/e/checkpoints/e_d=8_r=64"
 
 
@@ -270,3 +274,42 @@ def test_sigkill_of_a_real_run_into_a_bucket_then_resume(tmp_path):
   got = read("killed").splitlines()
   assert len({json.loads(line)["key"] for line in got}) == len(got)
   assert got == read("ref").splitlines()
+
+
+def _two_processes(workdir, steps, checkpoint, kill_at, port):
+  """Runs tests/multiprocess_probe.py as processes 0 and 1 of one jax.distributed job."""
+  env = dict(os.environ, JAX_PLATFORMS="cpu", RFJAX_SHARED_WORKDIR="1",
+             PYTHONPATH=os.pathsep.join([ROOT, os.path.join(ROOT, "tests")]))
+  script = os.path.join(ROOT, "tests", "multiprocess_probe.py")
+  procs = [subprocess.Popen([sys.executable, script, str(i), "2", str(port), workdir,
+                             str(steps), "1" if checkpoint else "0", str(kill_at)],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True) for i in range(2)]
+  outs = [p.communicate(timeout=300)[0] for p in procs]
+  return [p.returncode for p in procs], outs
+
+
+@pytest.mark.slow
+def test_two_processes_checkpoint_into_the_shared_workdir_and_resume_after_a_kill(tmp_path):
+  """jax.distributed on CPU with 2 processes: the cell's state is one array sharded over
+  both processes' devices, saved collectively by orbax into the shared workdir; both
+  processes die after step 3 of 5; rerun, both resume at step 3, and the rows equal an
+  uninterrupted run's (process 0 alone writes them)."""
+  import socket
+  with socket.socket() as s:
+    s.bind(("localhost", 0))
+    port = s.getsockname()[1]
+  ref, killed = str(tmp_path / "ref"), str(tmp_path / "killed")
+  codes, outs = _two_processes(ref, 5, False, 0, port)
+  assert codes == [0, 0], outs
+  codes, outs = _two_processes(killed, 5, True, 3, port + 1)
+  assert codes == [17, 17], outs
+  saved = os.path.join(killed, "multiprocess_probe", "checkpoints",
+                       "multiprocess_probe_a=0.0")
+  assert os.listdir(saved) == ["3"]
+  codes, outs = _two_processes(killed, 5, True, 0, port + 2)
+  assert codes == [0, 0], outs
+  assert all("starts [(0.0, 3), (0.1, 0)]" in out for out in outs), outs
+  read = lambda w: open(os.path.join(w, "multiprocess_probe", "results.jsonl")).read()
+  assert read(killed) == read(ref) and len(read(ref).splitlines()) == 2 * 8
+  assert not os.listdir(os.path.join(killed, "multiprocess_probe", "checkpoints"))

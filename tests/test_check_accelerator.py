@@ -69,8 +69,10 @@ def test_every_registered_experiment_has_a_stated_tolerance():
   assert set(experiments.names()) <= set(check.TOLERANCES)
 
 
-def _script(*args):
+def _script(*args, cache=None):
   env = dict(os.environ, PYTHONPATH=ROOT)
+  if cache:
+    env["RFJAX_CACHE_DIR"] = cache
   env.pop("JAX_PLATFORMS", None)
   return subprocess.run([sys.executable, SCRIPT, *args], capture_output=True, text=True,
                         env=env, cwd=ROOT)
@@ -78,7 +80,8 @@ def _script(*args):
 
 def test_cpu_against_itself_passes_and_a_perturbed_row_fails(tmp_path):
   out = str(tmp_path / "out")
-  res = _script("--out", out, *SMALL_LINEAR_RF, *SMALL_TIMINGS)
+  cache = str(tmp_path / "cache")
+  res = _script("--out", out, *SMALL_LINEAR_RF, *SMALL_TIMINGS, cache=cache)
   assert res.returncode == 0, res.stdout + res.stderr[-3000:]
   assert "backend: cpu" in res.stdout and "rows agree with the CPU" in res.stdout
   report = json.load(open(os.path.join(out, "check_accelerator.json")))
@@ -95,7 +98,7 @@ def test_cpu_against_itself_passes_and_a_perturbed_row_fails(tmp_path):
   row["error"] *= 1 + 1e-8
   lines[3] = json.dumps(row, sort_keys=True)
   open(path, "w").write("\n".join(lines) + "\n")
-  res = _script("--out", out, "--no_timings", *SMALL_LINEAR_RF)
+  res = _script("--out", out, "--no_timings", *SMALL_LINEAR_RF, cache=cache)
   assert res.returncode == 1, res.stdout + res.stderr[-3000:]
   assert "1 MISMATCHES" in res.stdout and f"{row['key']}: error " in res.stdout
   assert "ROWS DISAGREE WITH THE CPU" in res.stdout
@@ -110,5 +113,5 @@ def test_bad_arguments_are_one_line_errors(tmp_path):
 
 @pytest.mark.slow
 def test_every_experiment_smoke_agrees_with_itself_on_cpu(tmp_path):
-  res = _script("--out", str(tmp_path / "all"), *SMALL_TIMINGS)
+  res = _script("--out", str(tmp_path / "all"), *SMALL_TIMINGS, cache=str(tmp_path / "c"))
   assert res.returncode == 0, res.stdout + res.stderr[-3000:]

@@ -255,7 +255,7 @@ def test_sigkill_of_a_real_run_into_a_bucket_then_resume(tmp_path):
             "sys.argv = ['rfjax'] + sys.argv[2:]; from rfjax import main; main.entry_point()")
     return [sys.executable, "-c", code, store, smoke, f"--workdir={workdir}"]
 
-  env = dict(os.environ, JAX_PLATFORMS="cpu",
+  env = dict(os.environ, JAX_PLATFORMS="cpu", RFJAX_CACHE_DIR=str(tmp_path / "cache"),
              PYTHONPATH=os.pathsep.join([ROOT, os.path.join(ROOT, "tests")]))
   assert subprocess.run(cmd("gs://b/ref"), env=env, capture_output=True).returncode == 0
   proc = subprocess.Popen(cmd("gs://b/killed"), env=env, stdout=subprocess.DEVNULL,

@@ -14,8 +14,9 @@
 # workdir back to runs/<name>/. With --retries N, a run that fails while the VM is no longer
 # READY (preempted mid-run) starts over from the VM check, up to N times; the run resumes
 # from the rows and checkpoints already in the workdir.
-# The workdir defaults to <bucket>/rfjax/<name>/<config name>: in a bucket it outlives the
-# VM. A local --workdir (relative, under ~/rfjax on worker 0) is lost with a preempted VM.
+# The workdir defaults to <bucket>/rfjax/<name>/<config name>, the compilation cache to
+# <bucket>/rfjax/jax_cache: in a bucket they outlive the VM. A local --workdir (relative,
+# under ~/rfjax on worker 0) is lost with a preempted VM.
 # --dry-run prints every command (each branch of the VM check) and runs none.
 # Extra arguments after `--` go to rfjax.
 set -euo pipefail
@@ -141,7 +142,11 @@ ensure_vm() {
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
 remote_cmd="cd ~/rfjax && ~/venv/bin/rfjax --multihost --config=$(printf '%q' "$config") --workdir=$(printf '%q' "$workdir")"
-if (( remote_workdir )); then   # the compilation cache outlives the VM too
+# The compilation cache outlives the VM too: beside the workdirs in the bucket (shared by
+# every run from it: JAX's cache keys hold the program, the backend and the versions).
+if [[ -n "$bucket" ]]; then
+  remote_cmd+=" --compilation_cache_dir=$(printf '%q' "${bucket%/}/rfjax/jax_cache")"
+elif (( remote_workdir )); then
   remote_cmd+=" --compilation_cache_dir=$(printf '%q' "${workdir%/}/jax_cache")"
 fi
 for arg in "${extra[@]}"; do remote_cmd+=" $(printf '%q' "$arg")"; done

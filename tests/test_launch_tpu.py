@@ -86,7 +86,7 @@ def test_vm_missing_is_created_with_spot(fake_gcloud):
   assert "--accelerator-type=v4-32" in create and "--zone=us-central2-b" in create
   run = calls[4]
   assert "--workdir=gs://rf-bucket/rfjax/rf-pod/linear_rf_smoke" in run
-  assert "--compilation_cache_dir=gs://rf-bucket/rfjax/rf-pod/linear_rf_smoke/jax_cache" in run
+  assert "--compilation_cache_dir=gs://rf-bucket/rfjax/jax_cache" in run
   assert calls[5].startswith("storage cp --recursive gs://rf-bucket/rfjax/rf-pod/linear_rf_smoke")
 
 

@@ -25,7 +25,7 @@ name="" zone="" accelerator="" project="" config="" workdir="" bucket="" dry_run
 version="tpu-ubuntu2204-base" capacity="" retries=0
 poll_seconds="${LAUNCH_TPU_POLL_SECONDS:-30}" max_polls="${LAUNCH_TPU_MAX_POLLS:-40}"
 extra=()
-usage() { sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; }
 die() { echo "launch_tpu.sh: error: $*" >&2; exit 2; }
 
 while [[ $# -gt 0 ]]; do

@@ -176,3 +176,10 @@ def test_local_workdir_still_works_with_a_warning():
 def test_missing_or_bad_arguments_exit_2(args, message):
   res = _run(*args, "--dry-run")
   assert res.returncode == 2 and message in res.stderr, res.stderr
+
+
+def test_help_is_the_header_comment():
+  res = _run("--help")
+  assert res.returncode == 0
+  assert res.stdout.startswith("Runs an rfjax config on every worker")
+  assert res.stdout.rstrip().endswith("Extra arguments after `--` go to rfjax.")

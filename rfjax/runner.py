@@ -287,7 +287,7 @@ def error_row(cell_key: str, cell: dict, rows: Sequence[dict],
 
 
 # Fields that tell a cell's rows apart, in the order they appear in a row key.
-ROW_ID_FIELDS = ("regime", "target", "mode", "feature", "sigma", "kink", "r", "B", "seed", "step")
+ROW_ID_FIELDS = ("regime", "step_sizes", "target", "mode", "feature", "sigma", "kink", "r", "B", "seed", "step")
 
 
 def row_keys(cell_key: str, cell: dict, rows: Sequence[dict]) -> list[str]:

@@ -29,9 +29,9 @@ def get_config(variant: str = "") -> mlc.ConfigDict:
   c.steps = 2000
   c.batch = 16
   c.lr_times_r = 0.5               # lazy: η_W = η_U = 0.5/r; mean field: η_W = 0.5·r, η_U = 0.5/r
-  c.num_logs = 8                   # curve points (relative error on the first n_log inputs)
+  c.num_logs = 8                   # curve points (error on n_log inputs)
   c.n_test = 2**14                 # Monte Carlo test inputs (shared by regimes and neurons)
-  c.n_log = 512
+  c.n_log = 256                    # curve inputs (other than the test inputs)
   # Verdict criteria (fixed before the run).
   c.neuron_eps = 1 / 50            # the paper's: ε = (1/50)/a² per ψ-neuron
   c.resolve_z = 3.0                # a comparison counts when resolved by 3 standard errors
@@ -40,8 +40,8 @@ def get_config(variant: str = "") -> mlc.ConfigDict:
   c.lin_fit_samples_per_feature = 8
   c.lin_fit_max_features = 1280
   if variant == "smoke":
-    c.d, c.widths, c.steps, c.batch, c.num_logs = 2, (16, 32), 100, 8, 2
-    c.n_test, c.n_log, c.lin_fit_samples_per_feature = 1024, 128, 4
+    c.d, c.steps, c.batch, c.num_logs = 2, 100, 8, 2
+    c.widths, c.n_test, c.n_log, c.lin_fit_samples_per_feature = (16,), 1024, 128, 4
   elif variant:
     raise ValueError(f"unknown variant {variant!r}; known: smoke")
   return c

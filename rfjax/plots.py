@@ -549,6 +549,11 @@ _RUN_STYLE = {("full", "lazy"): ("C0", "o-"), ("full", "mean_field"): ("C0", "o-
               ("linearized", "lazy"): ("C2", "^-"), ("linearized", "mean_field"): ("C2", "^--")}
 
 
+def _pos(v: Any, floor: float) -> float:
+  """v floored for a log axis; NaN (not drawn) for a diverged run (None)."""
+  return float("nan") if v is None else max(float(v), floor)
+
+
 def _run_label(regime: str, family: str) -> str:
   return regime if family == "frozen" else f"{regime}, {family.replace('_', '-')} steps"
 
@@ -568,7 +573,7 @@ def neuron_contrast(config: mlc.ConfigDict, rows: list[dict],
     sel = sorted((x for x in rows if x["r"] == r_max and x["seed"] == 0
                   and x["regime"] == regime and x["step_sizes"] == family),
                  key=lambda x: x["kink"])
-    ax1.plot([x["kink"] for x in sel], [max(float(x["error"]), floor) for x in sel], style,
+    ax1.plot([x["kink"] for x in sel], [_pos(x["error"], floor) for x in sel], style,
              color=color, ms=4, label=_run_label(regime, family))
     if regime == "random_features":
       ax1.plot([x["kink"] for x in sel], [max(float(x["best_fit_error"]), floor) for x in sel],
@@ -586,7 +591,7 @@ def neuron_contrast(config: mlc.ConfigDict, rows: list[dict],
   def per_r(get):
     vals = [[get(c) for c in cells if c["r"] == r] for r in rs]
     return ([float(np.mean(v)) for v in vals], [float(np.min(v)) for v in vals],
-            [float(np.max(v)) for v in vals])
+            [float(np.max(v)) for v in vals])    # NaN where a seed diverged
 
   series = [(("full", "lazy"), lambda c: c["lazy"]["full"]["error"]),
             (("full", "mean_field"), lambda c: c["mean_field"]["full"]["error"]),
@@ -595,7 +600,7 @@ def neuron_contrast(config: mlc.ConfigDict, rows: list[dict],
             (("linearized", "mean_field"), lambda c: c["mean_field"]["linearized"]["error"])]
   for run, get in series:
     color, style = _RUN_STYLE[run]
-    mean, lo, hi = per_r(lambda c: max(get(c), floor))
+    mean, lo, hi = per_r(lambda c: _pos(get(c), floor))
     ax2.errorbar(rs, mean, yerr=[np.subtract(mean, lo), np.subtract(hi, mean)], fmt=style,
                  color=color, capsize=3, label=_run_label(*run))
   mean, lo, hi = per_r(lambda c: max(c["rf_best_fit_lower"], floor))
@@ -614,7 +619,7 @@ def neuron_contrast(config: mlc.ConfigDict, rows: list[dict],
       sel = [x for x in rows if x["r"] == r_max and x["seed"] == c["seed"] and x["j"] == c["j"]
              and x["regime"] == regime and x["step_sizes"] == family]
       for x in sel:
-        ax3.plot(x["curve_steps"], [max(float(v), floor) for v in x["curve_error"]],
+        ax3.plot(x["curve_steps"], [_pos(v, floor) for v in x["curve_error"]],
                  style, color=color, ms=3, label=_run_label(regime, family))
   ax3.axhline(eps, color="k", lw=1, ls=":", label="ε")
   ax3.set(yscale="log", xlabel="SGD step", ylabel=f"test error (first {config.n_log} inputs)",

@@ -69,7 +69,7 @@ def test_predicted_exponents_come_from_the_config():
 
 
 @pytest.mark.parametrize("lo,hi,widths,want", [
-    (-2.1, -1.9, 3, "holds"), (-2.3, -2.1, 3, "fails"), (-1.6, -1.2, 3, "fails"),
+    (-2.1, -1.9, 3, "holds"), (-2.5, -2.3, 3, "fails"), (-1.6, -1.2, 3, "fails"),
     (-2.3, -1.9, 3, "inconclusive"), (-2.1, -1.9, 2, "inconclusive"),
     (float("nan"), -1.9, 3, "inconclusive")])
 def test_judge_exponent_by_hand(lo, hi, widths, want):

@@ -44,6 +44,12 @@ F64 = jnp.float64
 QUANTITIES = ("w_move_abs", "sign_flips", "out_gap")
 
 
+@functools.lru_cache(maxsize=None)
+def _polynomial(seed: int, d: int, degree: int) -> tuple[np.ndarray, np.ndarray]:
+  """polynomial_sgd's random P, drawn once per (seed, d, degree): its centring takes seconds."""
+  return polynomial_sgd.random_polynomial(seed, d, degree)
+
+
 def _poly_sample(key, J_md, c_m, *, d, batch):
   x = distributions.ball(key, batch, d, dtype=F64)
   return x, jnp.sign(polynomial_sgd.polynomial(x, J_md, c_m))
@@ -120,7 +126,7 @@ def cells(config: mlc.ConfigDict) -> list[dict[str, Any]]:
 def run_cell(config: mlc.ConfigDict, cell: dict[str, Any], key: jax.Array) -> list[dict]:
   r = cell["r"]
   keys = sweep.seed_keys(key, config.num_seeds)
-  J, c = polynomial_sgd.random_polynomial(config.seed, config.d, config.degree)
+  J, c = _polynomial(config.seed, config.d, config.degree)
   fn = functools.partial(_lazy_seed, d=config.d, r=r, activation=cell["activation"],
                          lr=config.lr_times_r / r, steps=config.steps,
                          n_test=config.n_test, n_probe=config.n_probe)
@@ -202,8 +208,8 @@ def summarize(config: mlc.ConfigDict, rows: list[dict]) -> dict[str, Any]:
 
   def show(act: str, key: str) -> str:
     e = lazy[act]["exponents"][key]
-    return (f"{key} ∝ r^{e['slope']:.2f} [{e['lo']:.2f}, {e['hi']:.2f}] "
-            f"(predicted {e['predicted']:g})")
+    pred = "not judged" if e["predicted"] is None else f"predicted {e['predicted']:g}"
+    return f"{key} ∝ r^{e['slope']:.2f} [{e['lo']:.2f}, {e['hi']:.2f}] ({pred})"
 
   return dict(
       claim=("Section 2 and the proof of Thm 3.2: with η ∝ 1/r and a fixed number of steps, "

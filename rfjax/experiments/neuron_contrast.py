@@ -61,6 +61,7 @@ from rfjax import verdicts
 
 NAME = "neuron_contrast"
 F64 = jnp.float64
+F32 = jnp.float32         # training (DESIGN: float32 for training); moments and errors: float64
 _HI = jax.lax.Precision.HIGHEST
 FAMILIES = ("lazy", "mean_field")
 TWINS = ("random_features", "linearized")
@@ -98,21 +99,26 @@ def _seed_draws(key: jax.Array, d: int, r: int) -> dict[str, Any]:
   """The seed's w* (‖w*‖ = d), W_0 [r, d+1] and its data / test / fit keys."""
   k_star, k_init, k_data, k_test, k_fit = jax.random.split(key, 5)
   g = jax.random.normal(k_star, (d,), F64)
-  net = networks.make(r, "relu", dtype=F64)
+  net = networks.make(r, "relu", dtype=F32)
   return dict(w_d=d * g / jnp.linalg.norm(g), net=net, p0=networks.init(net, k_init, d + 1),
               k_data=k_data, k_test=k_test, k_fit=k_fit)
 
 
 def _sample(key: jax.Array, w_d: jax.Array, c: jax.Array, *, batch: int):
-  """A fresh batch (x̃ [batch, d+1], y = [<w*, x> − c]_+ / ‖w*‖ [batch])."""
+  """A fresh float32 batch (x̃ [batch, d+1], y = [<w*, x> − c]_+ / ‖w*‖ [batch])."""
   x = distributions.gaussian(key, batch, w_d.shape[0], dtype=F64)
   y = jax.nn.relu(jnp.matmul(x, w_d, precision=_HI) - c) / jnp.linalg.norm(w_d)
-  return with_one(x), y
+  return with_one(x).astype(F32), y.astype(F32)
 
 
-def _mean_se(v_n: jax.Array) -> tuple[jax.Array, jax.Array]:
-  n = v_n.shape[-1]
-  return jnp.mean(v_n, -1), jnp.std(v_n, -1, ddof=1) / math.sqrt(n)
+EVAL_CHUNK = 256           # test inputs per evaluation chunk (memory: nets × chunk × r)
+
+
+def _sums_to_mean_se(s1: jax.Array, s2: jax.Array, n: int) -> tuple[jax.Array, jax.Array]:
+  """Mean and standard error of the mean from Σv and Σv² over n values."""
+  mean = s1 / n
+  var = jnp.maximum(s2 - n * mean * mean, 0.0) / (n - 1)
+  return mean, jnp.sqrt(var / n)
 
 
 def _train_seed(key: jax.Array, c_t: jax.Array, lr_w_full: jax.Array, lr_w_lin: jax.Array, *,
@@ -122,60 +128,92 @@ def _train_seed(key: jax.Array, c_t: jax.Array, lr_w_full: jax.Array, lr_w_lin: 
 
   lr_w_full [3] are η_W of full/lazy, full/mean-field and random features (0: W stays W_0
   bit for bit); lr_w_lin [2] those of the linearised twin. Returns, in f*'s units: error,
-  error_se [5, t]; the paired differences full − twin per family (diff_rf, diff_lin and their
-  s.e., [2, t]); the curves of the error on the first n_log test inputs [5, t, L+1]; the final
-  w_move and sign_flips [5, t]; r·max|u_i| [5, t].
+  error_se [5, t] on n_test fresh inputs (in chunks of EVAL_CHUNK); the paired differences
+  full − twin per family (diff_rf, diff_lin and their s.e., [2, t]); the curves of the error
+  on n_log other inputs [5, t, L+1]; the final w_move and sign_flips [5, t]; r·max|u_i| [5, t].
   """
   s = _seed_draws(key, d, r)
   w_d, net, p0 = s["w_d"], s["net"], s["p0"]
-  x1 = with_one(distributions.gaussian(s["k_test"], n_test, d, dtype=F64))
-  z_n = jnp.matmul(x1[:, :d], w_d, precision=_HI)
-  y_tn = jax.nn.relu(z_n[None, :] - c_t[:, None]) / jnp.linalg.norm(w_d)
+  norm = jnp.linalg.norm(w_d)
+  k_eval, k_log = jax.random.split(s["k_test"])
+
+  def inputs(k, n):
+    """x̃ [n, d+1] (float32, for the nets) and every target [t, n] (float64, from the same x)."""
+    x = distributions.gaussian(k, n, d, dtype=F64)
+    z_n = jnp.matmul(x, w_d, precision=_HI)
+    return with_one(x).astype(F32), jax.nn.relu(z_n[None, :] - c_t[:, None]) / norm
+
+  x1_log, y_log = inputs(k_log, n_log)
+  y_log = y_log.astype(F32)
 
   def run(regime, lr_w, c, y_n):
     sample = functools.partial(_sample, w_d=w_d, c=c, batch=batch)
     tr = training.make_trainer(net, regime, lr=lr_u, lr_w=lr_w, loss="squared")
     state, logs = training.train(tr, p0, s["k_data"], sample, steps=steps,
-                                 log_every=log_every, x_test=x1[:n_log], y_test=y_n[:n_log],
-                                 x_probe=x1[:n_log], loss="squared")
-    pred = tr.predict(state.params, p0, x1)
-    return pred, logs, r * jnp.max(jnp.abs(state.params["params"]["u"]))
+                                 log_every=log_every, x_test=x1_log, y_test=y_n,
+                                 x_probe=x1_log, loss="squared")
+    return state.params, logs, r * jnp.max(jnp.abs(state.params["params"]["u"]))
 
   def regime_runs(regime, lr_w_k):
-    per_neuron = lambda lr_w: jax.vmap(lambda c, y: run(regime, lr_w, c, y))(c_t, y_tn)
+    per_neuron = lambda lr_w: jax.vmap(lambda c, y: run(regime, lr_w, c, y))(c_t, y_log)
     return jax.vmap(per_neuron)(lr_w_k)
 
-  pred_f, logs_f, umax_f = regime_runs("full", lr_w_full)
-  pred_l, logs_l, umax_l = regime_runs("linearized", lr_w_lin)
-  res = d * d * (jnp.concatenate([pred_f, pred_l]) - y_tn[None]) ** 2     # [5, t, n]
-  error, error_se = _mean_se(res)
-  diff_rf, diff_rf_se = _mean_se(res[:2] - res[2:3])
-  diff_lin, diff_lin_se = _mean_se(res[:2] - res[3:5])
+  params_f, logs_f, umax_f = regime_runs("full", lr_w_full)
+  params_l, logs_l, umax_l = regime_runs("linearized", lr_w_lin)
+  each = lambda f, params: jax.vmap(jax.vmap(f))(params)
+
+  def add_chunk(acc, i):
+    x1, y_tm = inputs(jax.random.fold_in(k_eval, i), EVAL_CHUNK)
+    pred_f = each(lambda p: net.apply(p, x1), params_f)                       # [3, t, m]
+    pred_l = each(lambda p: networks.linearized_apply(p, p0, x1, "relu"), params_l)
+    pred = jnp.concatenate([pred_f, pred_l]).astype(F64)
+    res = d * d * (pred - y_tm[None]) ** 2                                    # [5, t, m]
+    parts = (res, res[:2] - res[2:3], res[:2] - res[3:5])
+    return jax.tree.map(lambda a, v: a + jnp.stack([v.sum(-1), (v * v).sum(-1)]),
+                        acc, parts), None
+
+  zero = (jnp.zeros((2, 5) + c_t.shape, F64), jnp.zeros((2, 2) + c_t.shape, F64),
+          jnp.zeros((2, 2) + c_t.shape, F64))
+  sums, _ = jax.lax.scan(add_chunk, zero, jnp.arange(n_test // EVAL_CHUNK))
+  n = (n_test // EVAL_CHUNK) * EVAL_CHUNK
+  (error, error_se), (diff_rf, diff_rf_se), (diff_lin, diff_lin_se) = (
+      _sums_to_mean_se(a[0], a[1], n) for a in sums)
   logs = jax.tree.map(lambda a, b: jnp.concatenate([a, b]), logs_f, logs_l)
   return dict(error=error, error_se=error_se, diff_rf=diff_rf, diff_rf_se=diff_rf_se,
-              diff_lin=diff_lin, diff_lin_se=diff_lin_se, curve=2 * d * d * logs["test_loss"],
+              diff_lin=diff_lin, diff_lin_se=diff_lin_se,
+              curve=2 * d * d * logs["test_loss"].astype(F64),
               w_move=logs["w_move"][..., -1], sign_flips=logs["sign_flips"][..., -1],
               rmax_u=jnp.concatenate([umax_f, umax_l]))
 
 
 def _rf_moments_seed(key: jax.Array, c_t: jax.Array, *, d: int, r: int) -> solvers.Moments:
   """Exact Gaussian moments of the random-features twin's features [<w0_i, x̃>]_+ and every
-  ψ-neuron f*_j (f*'s units), then ψ_{w*} itself as the last target: G [r, r], mean [r]
-  shared; b [t+1, r], E y, E y² [t+1]."""
+  ψ-neuron f*_j (f*'s units): G [r, r], mean [r] shared; b [t, r], E y, E y² [t]."""
   s = _seed_draws(key, d, r)
-  w0, w_d = s["p0"]["params"]["w"], s["w_d"]
+  w0, w_d = s["p0"]["params"]["w"].astype(F64), s["w_d"]
   form = features.RidgeForm(w_dr=w0[:, :d].T, b_r=w0[:, d], activation="relu")
   norm = jnp.linalg.norm(w_d)
-  pp = psi.psi_params(d)
-  b_psi = psi.psi_target_cross(form, w_d, pp.m, pp.R)
   return solvers.Moments(
       G_rr=gaussian.ridge_gram(form), mean_r=gaussian.ridge_mean(form),
-      b_r=jnp.concatenate([
-          jax.vmap(lambda c: gaussian.ridge_cross(form, w_d, -c, "relu"))(c_t), b_psi[None]]),
-      y_mean=jnp.concatenate([jax.vmap(lambda c: gaussian.relu_gauss_mean(norm, -c))(c_t),
-                              jnp.zeros((1,), F64)]),
-      yy=jnp.concatenate([jax.vmap(lambda c: gaussian.relu_gauss_second(norm, -c))(c_t),
-                          jnp.full((1,), psi.psi_norm_sq(pp.R, pp.m), F64)]))
+      b_r=jax.vmap(lambda c: gaussian.ridge_cross(form, w_d, -c, "relu"))(c_t),
+      y_mean=jax.vmap(lambda c: gaussian.relu_gauss_mean(norm, -c))(c_t),
+      yy=jax.vmap(lambda c: gaussian.relu_gauss_second(norm, -c))(c_t))
+
+
+def with_psi(m: Any, d: int) -> Any:
+  """The moments m of the ψ-neurons (numpy, [s, t, ...] with a seed axis) with ψ_{w*} appended
+  as target t: ψ = −1 + Σ_j a_j f*_j exactly (docs/theory.md, 'ψ and Prop. 4.4'), so
+  E[f ψ] = −E f + Σ_j a_j E[f f*_j] and E ψ = −1 + Σ_j a_j E f*_j (= 0: ψ is odd); E ψ² is
+  the closed form of `psi.psi_norm_sq`."""
+  pp = psi.psi_params(d)
+  const, coefs, _ = psi.relu_decomposition(pp.m)
+  b = np.asarray(m.b_r)
+  b_psi = const * np.asarray(m.mean_r) + np.einsum("t,str->sr", coefs, b)
+  y_psi = const + np.asarray(m.y_mean) @ coefs
+  yy_psi = np.full(y_psi.shape, psi.psi_norm_sq(pp.R, pp.m))
+  return m._replace(b_r=np.concatenate([b, b_psi[:, None]], axis=1),
+                    y_mean=np.concatenate([np.asarray(m.y_mean), y_psi[:, None]], axis=1),
+                    yy=np.concatenate([np.asarray(m.yy), yy_psi[:, None]], axis=1))
 
 
 def coupling_features(w0_rd: jax.Array, x_nd: jax.Array) -> jax.Array:
@@ -200,8 +238,9 @@ def _lin_moments_seed(key: jax.Array, c_t: jax.Array, *, d: int, r: int,
     z_n = jnp.matmul(x_nd, w_d, precision=_HI)
     return jax.nn.relu(z_n[:, None] - c_t[None, :])
 
-  return solvers.sample_moments(coupling_features, s["p0"]["params"]["w"], target, s["k_fit"],
-                                n=n, chunk=min(n, 2048), d=d, dtype=F64)
+  w0 = s["p0"]["params"]["w"].astype(F64)
+  return solvers.sample_moments(coupling_features, w0, target, s["k_fit"], n=n,
+                                chunk=min(n, 2048), d=d, dtype=F64)
 
 
 def _least_squares(m: Any, seed: int) -> list[boxqp.Solution]:
@@ -214,6 +253,12 @@ def _least_squares(m: Any, seed: int) -> list[boxqp.Solution]:
                          var_y=float(yy[t] - y_mean[t] ** 2), yy=float(yy[t]),
                          y_mean=float(y_mean[t])) for t in range(b_tr.shape[0])]
   return boxqp.least_squares_all(probs)
+
+
+def _finite(v: Any) -> float | None:
+  """float(v), or None where SGD diverged (the row's `diverged` says so; not a failed cell)."""
+  v = float(v)
+  return v if math.isfinite(v) else None
 
 
 def lin_fit_samples(config: mlc.ConfigDict, r: int) -> int:
@@ -236,10 +281,10 @@ def validate(config: mlc.ConfigDict) -> None:
     raise validation.ConfigError("num_logs", f"must divide steps = {config.steps}")
   validation.positive_ints("batch", config.batch)
   validation.positive_floats("lr_times_r", config.lr_times_r)
-  validation.positive_ints("n_test", config.n_test, minimum=2)
+  validation.positive_ints("n_test", config.n_test, minimum=EVAL_CHUNK)
+  if config.n_test % EVAL_CHUNK:
+    raise validation.ConfigError("n_test", f"must be a multiple of {EVAL_CHUNK}")
   validation.positive_ints("n_log", config.n_log)
-  if config.n_log > config.n_test:
-    raise validation.ConfigError("n_log", f"must be <= n_test = {config.n_test}")
   validation.positive_floats("neuron_eps", config.neuron_eps)
   validation.positive_floats("resolve_z", config.resolve_z)
   validation.positive_ints("lin_fit_samples_per_feature", config.lin_fit_samples_per_feature,
@@ -264,7 +309,7 @@ def run_cell(config: mlc.ConfigDict, cell: dict[str, Any], key: jax.Array) -> li
   out = sweep.over_seeds(train, keys, c_t,
                          jnp.asarray([lrs["lazy"]["lr_w"], lrs["mean_field"]["lr_w"], 0.0], F64),
                          jnp.asarray([lrs["lazy"]["lr_w"], lrs["mean_field"]["lr_w"]], F64))
-  rf_m = sweep.over_seeds(functools.partial(_rf_moments_seed, d=d, r=r), keys, c_t)
+  rf_m = with_psi(sweep.over_seeds(functools.partial(_rf_moments_seed, d=d, r=r), keys, c_t), d)
   n_lin = lin_fit_samples(config, r)
   lin_m = (sweep.over_seeds(functools.partial(_lin_moments_seed, d=d, r=r, n=n_lin), keys, c_t)
            if n_lin else None)
@@ -281,18 +326,19 @@ def run_cell(config: mlc.ConfigDict, cell: dict[str, Any], key: jax.Array) -> li
         row = dict(r=r, seed=seed, regime=regime, step_sizes=family, j=j, d=d,
                    c=float(offsets[j]), kink=float(offsets[j]) / d, step=config.steps,
                    lr_w=0.0 if regime == "random_features" else lr["lr_w"], lr_u=lr["lr_u"],
-                   eps=eps, error=float(out["error"][seed, k, j]),
-                   error_se=float(out["error_se"][seed, k, j]),
-                   rmax_u=float(out["rmax_u"][seed, k, j]),
-                   w_move=float(out["w_move"][seed, k, j]),
-                   sign_flips=float(out["sign_flips"][seed, k, j]),
+                   eps=eps, error=_finite(out["error"][seed, k, j]),
+                   error_se=_finite(out["error_se"][seed, k, j]),
+                   diverged=not np.isfinite(out["error"][seed, k, j]),
+                   rmax_u=_finite(out["rmax_u"][seed, k, j]),
+                   w_move=_finite(out["w_move"][seed, k, j]),
+                   sign_flips=_finite(out["sign_flips"][seed, k, j]),
                    curve_steps=steps_logged,
-                   curve_error=[float(v) for v in out["curve"][seed, k, j]])
+                   curve_error=[_finite(v) for v in out["curve"][seed, k, j]])
         if regime == "full":
           f = FAMILIES.index(family)
           for twin, key_ in (("random_features", "rf"), ("linearized", "lin")):
-            row[f"diff_{twin}"] = float(out[f"diff_{key_}"][seed, f, j])
-            row[f"diff_{twin}_se"] = float(out[f"diff_{key_}_se"][seed, f, j])
+            row[f"diff_{twin}"] = _finite(out[f"diff_{key_}"][seed, f, j])
+            row[f"diff_{twin}_se"] = _finite(out[f"diff_{key_}_se"][seed, f, j])
         fit = dict(random_features=rf_fit, linearized=lin_fit).get(regime)
         if fit is not None:
           sol = fit[j]
@@ -302,7 +348,7 @@ def run_cell(config: mlc.ConfigDict, cell: dict[str, Any], key: jax.Array) -> li
                                     else f"in-sample, n = {n_lin}"))
         if regime == "random_features":     # ψ_{w*} itself over the same features
           row.update(psi_best_fit_error=rf_fit[a].error, psi_best_fit_lower=rf_fit[a].lower,
-                     psi_norm_sq=psi_yy)
+                     psi_norm_sq=psi_yy, psi_mean=float(rf_m.y_mean[seed, a]))
         rows.append(row)
   return rows
 
@@ -329,17 +375,28 @@ def step3_bound(rf_rows: list[dict], d: int) -> float:
 
 
 def judge(full: dict, twins: dict[str, dict], eps: float, z: float) -> tuple[str, str]:
-  """One (verdict, reason) on the hardest neuron for a family at one width and seed."""
-  lo = lambda x: float(x["error"]) - z * float(x["error_se"])
-  hi = lambda x: float(x["error"]) + z * float(x["error_se"])
+  """One (verdict, reason) on the hardest neuron for a family at one width and seed.
+
+  A diverged run (error None) is above ε; a diverged full net beats no twin, a diverged
+  twin is beaten by any full net that did not diverge."""
+  inf = float("inf")
+  lo = lambda x: inf if x["error"] is None else float(x["error"]) - z * float(x["error_se"])
+  hi = lambda x: inf if x["error"] is None else float(x["error"]) + z * float(x["error_se"])
   learned = [g for g, t in twins.items() if hi(t) <= eps]
   if hi(full) <= eps and all(lo(t) > eps for t in twins.values()):
     return "holds", ""
   if learned:
     return "fails", (f"a lazy twin learned it ({', '.join(learned)} ≤ ε = {eps:.3g}: " +
                      ", ".join(f"{g} {float(twins[g]['error']):.3g}" for g in learned) + ")")
-  worse = [g for g in twins
-           if float(full[f"diff_{g}"]) + z * float(full[f"diff_{g}_se"]) >= 0]
+  if full["error"] is None:
+    return "fails", "the full net diverged (SGD with these step sizes)"
+
+  def beats(g):
+    if twins[g]["error"] is None:
+      return True
+    return float(full[f"diff_{g}"]) + z * float(full[f"diff_{g}_se"]) < 0
+
+  worse = [g for g in twins if not beats(g)]
   if worse:
     return "fails", ("the full net does not beat its lazy twin(s) " + ", ".join(
         f"{g} (full − {g} = {float(full[f'diff_{g}']):.3g} ± {float(full[f'diff_{g}_se']):.2g})"
@@ -352,7 +409,7 @@ def judge(full: dict, twins: dict[str, dict], eps: float, z: float) -> tuple[str
 
 
 def _fmt(v: Any) -> str:
-  return "—" if v is None else f"{float(v):.3g}"
+  return "diverged" if v is None else f"{float(v):.3g}"
 
 
 def summarize(config: mlc.ConfigDict, rows: list[dict]) -> dict[str, Any]:
@@ -380,8 +437,7 @@ def summarize(config: mlc.ConfigDict, rows: list[dict]) -> dict[str, Any]:
       cell["lin_best_fit_error"] = (float(lin_any["best_fit_error"])
                                     if "best_fit_error" in lin_any else None)
       rf = idx[(r, seed, "random_features", "frozen", j)]
-      cell["random_features"] = dict(error=float(rf["error"]), error_se=float(rf["error_se"]),
-                                     rmax_u=float(rf["rmax_u"]))
+      cell["random_features"] = _pick(rf, ("error", "error_se", "rmax_u"))
       for family in FAMILIES:
         full = idx[(r, seed, "full", family, j)]
         lin = idx[(r, seed, "linearized", family, j)]
@@ -391,11 +447,8 @@ def summarize(config: mlc.ConfigDict, rows: list[dict]) -> dict[str, Any]:
           reasons[family].append(f"r={r} seed {seed} (j = {j}, c_j/d = {hard['kink']:g}): {why}")
         cell[family] = dict(
             verdict=verdict,
-            full=dict(error=float(full["error"]), error_se=float(full["error_se"]),
-                      w_move=float(full["w_move"]), sign_flips=float(full["sign_flips"]),
-                      rmax_u=float(full["rmax_u"])),
-            linearized=dict(error=float(lin["error"]), error_se=float(lin["error_se"]),
-                            w_move=float(lin["w_move"])),
+            full=_pick(full, ("error", "error_se", "w_move", "sign_flips", "rmax_u")),
+            linearized=_pick(lin, ("error", "error_se", "w_move")),
             worst={g: _worst([idx[(r, seed, g, fam, jj)] for jj in range(a)])
                    for g, fam in (("full", family), ("linearized", family),
                                   ("random_features", "frozen"))})
@@ -458,10 +511,17 @@ def summarize(config: mlc.ConfigDict, rows: list[dict]) -> dict[str, Any]:
   )
 
 
+def _pick(row: dict, keys: tuple[str, ...]) -> dict[str, float | None]:
+  """The given fields of a row as floats (None where SGD diverged)."""
+  return {k: None if row[k] is None else float(row[k]) for k in keys}
+
+
 def _worst(sel: list[dict]) -> dict[str, Any]:
-  """The neuron with the largest test error among one regime's rows (max over j)."""
-  w = max(sel, key=lambda x: float(x["error"]))
-  return dict(j=w["j"], kink=w["kink"], error=float(w["error"]), error_se=float(w["error_se"]))
+  """The neuron with the largest test error among one regime's rows (max over j; a diverged
+  run is the largest)."""
+  w = max(sel, key=lambda x: float("inf") if x["error"] is None else float(x["error"]))
+  return dict(j=w["j"], kink=w["kink"], error=w["error"], error_se=w["error_se"],
+              diverged=sum(1 for x in sel if x["error"] is None))
 
 
 experiments.EXPERIMENTS.register(NAME, experiments.Experiment(

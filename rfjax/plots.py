@@ -509,8 +509,8 @@ def lazy_training(config: mlc.ConfigDict, rows: list[dict],
       ax1.plot(rs, y, mk + "-", color=color, alpha=alpha,
                label=f"{labels[key]} [{act}] ∝ r^{e['slope']:.2f}")
       ax1.fill_between(rs, lo, hi, color=color, alpha=0.12)
-      if e["predicted"] is not None and y[0] > 0:
-        ax1.plot(rs, y[0] * (rs / rs[0]) ** e["predicted"], ":", color=color, lw=1)
+      if e["predicted"] is not None and y[-1] > 0:
+        ax1.plot(rs, y[-1] * (rs / rs[-1]) ** e["predicted"], ":", color=color, lw=1)
       if e.get("verdict") is None:
         continue
       pos = len(ticks)
@@ -527,18 +527,18 @@ def lazy_training(config: mlc.ConfigDict, rows: list[dict],
     for regime, (color, style) in _REGIME_STYLE.items():
       ax3.plot(rs, [c[f"{regime}_test_error"] for c in cs], color=color, marker=mk,
                ls="-" if act == "relu" else "--", alpha=alpha, label=f"{regime} [{act}]")
-  ax1.plot([], [], "k:", label="predicted slope, from the first width")
-  ax1.set(xscale="log", yscale="log", xlabel="width r",
-          title=f"lazy training: η·r = {config.lr_times_r:g}, T = {config.steps} "
-                f"(seed means, range shaded)")
+  ax1.plot([], [], "k:", label="predicted slope, through the largest width")
+  ax1.set(xscale="log", yscale="log", xlabel="width r")
+  ax1.set_title(f"η·r = {config.lr_times_r:g}, T = {config.steps}: seed means, range shaded",
+                fontsize=9)
   ax1.legend(fontsize=6.5)
   ax2.set_xticks(ticks)
   ax2.set_xticklabels(tick_labels, fontsize=7)
-  ax2.set(ylabel="exponent in r",
-          title=f"fitted exponents, {100 * config.interval_level:.0f}% seed-bootstrap "
-                f"interval; grey: predicted ± {tol:g}")
-  ax3.set(xscale="log", xlabel="width r", ylabel="test 0-1 error",
-          title=f"polynomial task (d = {config.d}, degree {config.degree})")
+  ax2.set(ylabel="exponent in r")
+  ax2.set_title(f"fitted exponents, {100 * config.interval_level:.0f}% seed-bootstrap "
+                f"interval; grey: predicted ± {tol:g}", fontsize=9)
+  ax3.set(xscale="log", xlabel="width r", ylabel="test 0-1 error")
+  ax3.set_title(f"polynomial task (d = {config.d}, degree {config.degree})", fontsize=9)
   ax3.legend(fontsize=7)
   _title(fig, summary)
   return fig
@@ -564,7 +564,7 @@ def neuron_contrast(config: mlc.ConfigDict, rows: list[dict],
   """Error on every ψ-neuron at the largest width (seed 0); error on the hardest ψ-neuron vs
   width for each regime and step sizes, with the random-features best readout; training
   curves on the hardest neuron at the largest width."""
-  fig, (ax1, ax2, ax3) = plt.subplots(1, 3, figsize=(16, 4.6))
+  fig, (ax1, ax2, ax3) = plt.subplots(1, 3, figsize=(17, 5))
   eps = summary["threshold"]
   cells = summary["cells"]
   r_max = max(c["r"] for c in cells)
@@ -582,9 +582,14 @@ def neuron_contrast(config: mlc.ConfigDict, rows: list[dict],
   if hard:
     ax1.axvline(hard[0]["kink"], color="0.5", lw=1, ls="--", label="hardest ψ-neuron")
   ax1.axhline(eps, color="k", lw=1, ls=":", label=f"ε = 1/(50a²) = {eps:.2g}")
-  ax1.set(yscale="log", xlabel="kink c_j / ‖w*‖", ylabel="test error E(N − f*_j)²",
-          title=f"every ψ-neuron, r = {r_max}, seed 0 (d = {config.d}, "
-                f"{summary['num_neurons']} neurons)")
+  unresolved = [x["kink"] for x in rows if x["r"] == r_max and x["seed"] == 0
+                and x["regime"] == "random_features" and not x.get("mc_resolved", True)]
+  if unresolved:
+    ax1.axvspan(min(unresolved) - 0.1, max(unresolved) + 0.1, color="0.9", zorder=0,
+                label="too few active test inputs (Monte Carlo unresolved)")
+  ax1.set(yscale="log", xlabel="kink c_j / ‖w*‖", ylabel="test error E(N − f*_j)²")
+  ax1.set_title(f"all {summary['num_neurons']} ψ-neurons, d = {config.d}, r = {r_max}, seed 0",
+                fontsize=9)
   ax1.legend(fontsize=6.5)
   rs = sorted({c["r"] for c in cells})
 
@@ -610,9 +615,9 @@ def neuron_contrast(config: mlc.ConfigDict, rows: list[dict],
     ax2.plot(*zip(*lin), "+", color="C2", ls="none",
              label="linearised: best readout (in-sample)")
   ax2.axhline(eps, color="k", lw=1, ls=":", label="ε")
-  ax2.set(xscale="log", yscale="log", xlabel="width r", ylabel="test error on the hardest neuron",
-          title=f"hardest ψ-neuron: lazy steps {summary['verdict']}, mean-field "
-                f"{summary['mean_field_verdict']} (seed mean, range)")
+  ax2.set(xscale="log", yscale="log", xlabel="width r", ylabel="test error on the hardest neuron")
+  ax2.set_title(f"hardest ψ-neuron (seed mean, range): lazy {summary['verdict']}, "
+                f"mean-field {summary['mean_field_verdict']}", fontsize=9)
   ax2.legend(fontsize=6.5)
   for c in hard:
     for (regime, family), (color, style) in _RUN_STYLE.items():
@@ -622,9 +627,9 @@ def neuron_contrast(config: mlc.ConfigDict, rows: list[dict],
         ax3.plot(x["curve_steps"], [_pos(v, floor) for v in x["curve_error"]],
                  style, color=color, ms=3, label=_run_label(regime, family))
   ax3.axhline(eps, color="k", lw=1, ls=":", label="ε")
-  ax3.set(yscale="log", xlabel="SGD step", ylabel=f"test error (first {config.n_log} inputs)",
-          title=f"hardest ψ-neuron, r = {r_max}, seed 0: {config.steps} steps of batch "
-                f"{config.batch}, η·r = {config.lr_times_r:g}")
+  ax3.set(yscale="log", xlabel="SGD step", ylabel=f"error on {config.n_log} curve inputs")
+  ax3.set_title(f"hardest ψ-neuron, r = {r_max}, seed 0: batch {config.batch}, "
+                f"η·r = {config.lr_times_r:g}", fontsize=9)
   ax3.legend(fontsize=6.5)
   _title(fig, summary)
   return fig

@@ -174,7 +174,7 @@ def _pair(err, se=1e-9, **diffs):
     (_pair(1e-6), _pair(1.0), _pair(1.0), "holds", ""),
     (_pair(1e-6), _pair(1e-6), _pair(1.0), "fails", "a lazy twin learned it"),
     (_pair(0.5, random_features=(0.1, 0.01)), _pair(0.4), _pair(1.0), "fails",
-     "does not beat its lazy twin(s) random_features"),
+     "does not beat its lazy twin(s) by 3 s.e.: random_features"),
     (_pair(0.5), _pair(1.0), _pair(1.0), "inconclusive", "above ε"),
     (_pair(2e-5, se=1e-5), _pair(1.0), _pair(1.0), "inconclusive", "within resolve_z"),
     (_pair(1e-6), _pair(3e-5, se=1e-5), _pair(1.0), "inconclusive", "within resolve_z")])
@@ -241,3 +241,22 @@ def test_smoke_run_summary_and_figure():
   assert s["would_fail_if"] and "d = 2" in s["departures"]
   fig = plots.PLOTTERS.get("neuron_contrast")(config, rows, dict(s, experiment="neuron_contrast"))
   plt.close(fig)
+
+
+def test_judge_leaves_a_neuron_without_active_test_inputs_unresolved():
+  full = dict(_pair(1e-6), mc_resolved=False, test_active_expected=3.2)
+  verdict, reason = nc.judge(full, dict(random_features=_pair(1.0), linearized=_pair(1.0)),
+                             eps=3e-5, z=3.0)
+  assert verdict == "inconclusive" and "Monte Carlo does not resolve" in reason
+
+
+def test_a_diverged_full_net_fails_and_a_diverged_twin_is_beaten():
+  div = dict(error=None, error_se=None, diff_random_features=None,
+             diff_random_features_se=None, diff_linearized=None, diff_linearized_se=None)
+  verdict, reason = nc.judge(div, dict(random_features=_pair(1.0), linearized=_pair(1.0)),
+                             eps=3e-5, z=3.0)
+  assert verdict == "fails" and "diverged" in reason
+  verdict, _ = nc.judge(_pair(1e-6), dict(random_features=_pair(1.0),
+                                          linearized=dict(error=None, error_se=None)),
+                        eps=3e-5, z=3.0)
+  assert verdict == "holds"

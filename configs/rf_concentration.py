@@ -36,8 +36,8 @@ def get_config(variant: str = "") -> mlc.ConfigDict:
   c.level = 0.9                  # verdict: seed-bootstrap interval / binomial chance level
   c.num_boot = 1000              # bootstrap replicates of the slope
   if variant == "smoke":
-    c.ds, c.num_polys = (2, 3, 4), 2
-    c.log2_r_max, c.num_seeds, c.num_test, c.num_sup = 9, 4, 512, 1024
+    c.ds, c.num_polys = (2, 3), 2
+    c.log2_r_max, c.num_seeds, c.num_test, c.num_sup = 9, 8, 512, 1024
   elif variant:
     raise ValueError(f"unknown variant {variant!r}; known: smoke")
   return c

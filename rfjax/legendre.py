@@ -260,7 +260,8 @@ def sup_g_estimate(key: jax.Array, j_td: np.ndarray, b_t: jax.Array, *, num: int
   K = _degree(j_td, K)
   v = jax.random.uniform(key, (num, d), b_t.dtype, -1.0, 1.0)
   vals = jnp.abs(g_hat_chunked(j_td, b_t, v, chunk, K))
-  vert = jnp.asarray(vertices(d), b_t.dtype)
+  # times a runtime 1, so that XLA does not fold ĝ at the 2^d constant vertices at compile time
+  vert = jnp.asarray(vertices(d), b_t.dtype) * jnp.ones_like(v[0, 0])
   best = jnp.maximum(jnp.max(vals), jnp.max(jnp.abs(g_hat(j_td, b_t, vert, K=K))))
   start = v[jax.lax.top_k(vals, refine)[1]]
   grad = jax.vmap(jax.grad(lambda u: jnp.abs(g_hat(j_td, b_t, u[None], K=K)[0])))

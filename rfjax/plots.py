@@ -360,51 +360,66 @@ def relu_neuron_rf(config: mlc.ConfigDict, rows: list[dict],
 @PLOTTERS.register("integral_rep")
 def integral_rep(config: mlc.ConfigDict, rows: list[dict], summary: dict[str, Any]
                  ) -> plt.Figure:
-  """Analytic σ: sup|g| against K with the theorem's k-form bound C_P(k), and the residual
-  against K (measured and certified) with trunc_tol; polynomial σ: sup|g| against d with
-  C_P(k) and the all-g lower bound ‖ĝ‖₂, and the residual per P (unrepresentable P marked)."""
+  """Top: for the first analytic σ, sup|ĝ_K| against K per d with the theorem's k-form bound
+  C_P(k) (dashed, flat in K), one panel per k. Bottom: the truncation residual against K
+  (measured and certified) with trunc_tol; polynomial σ: sup|g| against d with C_P(k) and the
+  all-g lower bound ‖ĝ‖₂; the residual per P, unrepresentable P marked."""
   cells = summary["cells"]
-  fig, axes = plt.subplots(2, 2, figsize=(13, 9))
-  (ax1, ax2), (ax3, ax4) = axes
   analytic = [c for c in cells if "residual_bound_max" in c]
   poly = [c for c in cells if "residual_bound_max" not in c]
-  k_top = max((c["k"] for c in analytic), default=None)
   sig_a = sorted({c["sigma"] for c in analytic})
+  ks_a = sorted({c["k"] for c in analytic}) or [None]
+  ncol = max(len(ks_a), 3)
+  fig, axes = plt.subplots(2, ncol, figsize=(5.2 * ncol, 9.5), squeeze=False)
   ds = sorted({c["d"] for c in analytic})
   dcol = dict(zip(ds, plt.cm.plasma(np.linspace(0, 0.85, max(len(ds), 1)))))
-  marks = dict(zip(sig_a, ["o", "s", "^", "D"]))
-  for sigma in sig_a:
+  for ax, k in zip(axes[0], ks_a):
+    if k is None:
+      ax.text(0.5, 0.5, "no analytic σ in this run", ha="center", va="center",
+              transform=ax.transAxes)
+      continue
     for d in ds:
-      cs = sorted((c for c in analytic if (c["sigma"], c["d"], c["k"]) == (sigma, d, k_top)),
+      cs = sorted((c for c in analytic if (c["sigma"], c["d"], c["k"]) == (sig_a[0], d, k)),
                   key=lambda c: c["K"])
       if not cs:
         continue
-      K = [c["K"] for c in cs]
-      first = sigma == sig_a[0]
-      ax1.plot(K, [c["sup_g_max"] for c in cs], marks[sigma] + "-", color=dcol[d], ms=4,
-               label=f"d={d}" if first else None)
-      if first:
-        ax1.axhline(cs[0]["bound_k_min"], color=dcol[d], ls="--", lw=0.9)
-      ax2.plot(K, [max(c["residual_max"], 1e-18) for c in cs], marks[sigma] + "-",
-               color=dcol[d], ms=4, label=f"d={d}" if first else None)
-      ax2.plot(K, [c["residual_bound_max"] for c in cs], marks[sigma] + ":", color=dcol[d],
-               ms=3, mfc="none", lw=0.8)
+      ax.plot([c["K"] for c in cs], [c["sup_g_median"] for c in cs], "o-", color=dcol[d],
+              ms=4, label=f"d={d}")
+      ax.axhline(cs[0]["bound_k_median"], color=dcol[d], ls="--", lw=0.9)
+    ax.set(yscale="log", xlabel="truncation degree K of ĝ",
+           ylabel="searched sup|ĝ_K| (median over P)",
+           title=f"{sig_a[0]}, deg P ≤ k = {k}: sup|ĝ_K| (o) grows with K;\nC_P(k) "
+                 f"({config.bound_form}, dashed) does not")
+    ax.legend(fontsize=7, ncol=2)
+  for ax in axes[0][len(ks_a):]:
+    ax.axis("off")
+  ax2, ax3, ax4 = axes[1][:3]
+  for ax in axes[1][3:]:
+    ax.axis("off")
   if analytic:
-    ax1.set(yscale="log", xlabel="truncation degree K of ĝ",
-            ylabel="searched sup|ĝ_K| (max over P)",
-            title=f"analytic σ ({', '.join(f'{s} {marks[s]}' for s in sig_a)}), k={k_top}: "
-                  f"sup|g| grows with K; dashed: C_P(k) ({config.bound_form}, smallest |P|)")
+    k_lo = min(c["k"] for c in analytic)
+    marks = dict(zip(sig_a, ["o", "s", "^", "D"]))
+    for sigma in sig_a:
+      for d in ds:
+        cs = sorted((c for c in analytic if (c["sigma"], c["d"], c["k"]) == (sigma, d, k_lo)),
+                    key=lambda c: c["K"])
+        if not cs:
+          continue
+        K = [c["K"] for c in cs]
+        ax2.plot(K, [max(c["residual_max"], 1e-18) for c in cs], marks[sigma] + "-",
+                 color=dcol[d], ms=4, label=f"d={d}" if sigma == sig_a[0] else None)
+        ax2.plot(K, [c["residual_bound_max"] for c in cs], marks[sigma] + ":", color=dcol[d],
+                 ms=3, mfc="none", lw=0.8)
     ax2.axhline(config.trunc_tol, color="k", lw=1, ls="--",
                 label=f"trunc_tol = {config.trunc_tol:g}")
     ax2.set(yscale="log", xlabel="truncation degree K of ĝ",
             ylabel="residual sup_x |E gσ − P| (max over P)",
-            title=f"truncation at K, k={k_top}: measured (solid), certified bound (dotted)")
-    ax1.legend(fontsize=7, ncol=2)
+            title=f"truncation residual, k={k_lo} ({', '.join(f'{s} {marks[s]}' for s in sig_a)})"
+                  ":\nmeasured (solid), certified bound (dotted)")
     ax2.legend(fontsize=7, ncol=2)
   else:
-    for ax in (ax1, ax2):
-      ax.text(0.5, 0.5, "no analytic σ in this run", ha="center", va="center",
-              transform=ax.transAxes)
+    ax2.text(0.5, 0.5, "no analytic σ in this run", ha="center", va="center",
+             transform=ax2.transAxes)
   ks = sorted({c["k"] for c in poly})
   kcol = dict(zip(ks, plt.cm.viridis(np.linspace(0, 0.8, max(len(ks), 1)))))
   for sigma in sorted({c["sigma"] for c in poly}):
@@ -413,14 +428,13 @@ def integral_rep(config: mlc.ConfigDict, rows: list[dict], summary: dict[str, An
       if not cs:
         continue
       d = [c["d"] for c in cs]
-      ax3.plot(d, [c["sup_g_max"] for c in cs], "o-", color=kcol[k], label=f"{sigma}, k={k}")
-      ax3.plot(d, [c["g_abs_sum_max"] for c in cs], "^:", color=kcol[k], ms=3, lw=0.8)
+      ax3.plot(d, [c["sup_g_median"] for c in cs], "o-", color=kcol[k], label=f"{sigma}, k={k}")
       ax3.plot(d, [c["g_l2_max"] for c in cs], "v:", color=kcol[k], ms=3, lw=0.8)
-      ax3.plot(d, [c["bound_k_min"] for c in cs], "s--", color=kcol[k], ms=3, lw=1)
+      ax3.plot(d, [c["bound_k_median"] for c in cs], "s--", color=kcol[k], ms=3, lw=1)
   if poly:
-    ax3.set(yscale="log", xlabel="dimension d", ylabel="sup|g| (max over P)",
-            title=f"polynomial σ: searched sup|ĝ| (o), Σ|b_J| (△), ‖ĝ‖₂ (▽, every g), "
-                  f"C_P(k) (■, {config.bound_form})")
+    ax3.set(yscale="log", xlabel="dimension d", ylabel="sup|g| (median over P)",
+            title=f"polynomial σ (ĝ of degree deg σ): searched sup|ĝ| (o), C_P(k) (■, "
+                  f"{config.bound_form}),\n‖ĝ‖₂ (▽, max; below sup|g| of every g)")
     ax3.legend(fontsize=7)
     rep = [r for r in rows if r["sigma"] in {c["sigma"] for c in poly}]
     ok = [r for r in rep if int(r.get("num_unsupported", 0)) == 0]
@@ -431,8 +445,7 @@ def integral_rep(config: mlc.ConfigDict, rows: list[dict], summary: dict[str, An
                "o", color="tab:blue", ms=4, label="P within the hypothesis")
     if bad:
       ax4.plot([r["d"] + jit[r["k"]] for r in bad], [r["residual"] for r in bad], "x",
-               color="tab:red", ms=7,
-               label="P with a monomial σ lacks: no representation")
+               color="tab:red", ms=7, label="P with a monomial σ lacks: no representation")
     ax4.axhline(config.poly_tol, color="k", lw=1, ls="--", label=f"poly_tol = {config.poly_tol:g}")
     ax4.set(yscale="log", xlabel="dimension d", ylabel="residual max_x |E gσ − P|",
             title="polynomial σ: residual per P")
@@ -442,7 +455,7 @@ def integral_rep(config: mlc.ConfigDict, rows: list[dict], summary: dict[str, An
       ax.text(0.5, 0.5, "no polynomial σ in this run", ha="center", va="center",
               transform=ax.transAxes)
   for ax in axes.flat:
-    ax.title.set_fontsize(8)
+    ax.title.set_fontsize(7.5)
   _title(fig, summary)
   return fig
 

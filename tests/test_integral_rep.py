@@ -1,4 +1,5 @@
 """integral_rep: smoke run, verdict, the per-cell numbers against direct computation."""
+import copy
 import importlib.util
 import os
 
@@ -23,9 +24,21 @@ def _config(variant="smoke"):
   return mod.get_config(variant)
 
 
-def test_smoke_verdict_and_parts():
+@pytest.fixture(scope="module")
+def runs():
+  """variant -> rows of its run with key(0), computed once for this module."""
+  cache = {}
+
+  def get(variant):
+    if variant not in cache:
+      cache[variant] = experiments.run("integral_rep", _config(variant), jax.random.key(0))
+    return copy.deepcopy(cache[variant])
+  return get
+
+
+def test_smoke_verdict_and_parts(runs):
   config = _config()
-  rows = experiments.run("integral_rep", config, jax.random.key(0))
+  rows = runs("smoke")
   summary = integral_rep.summarize(config, rows)
   assert summary["verdict"] in ("holds", "inconclusive", "fails")
   assert summary["would_fail_if"] and summary["departures"]
@@ -54,9 +67,9 @@ def _rows_with(rows, pred, **change):
   return [dict(r, **change) if pred(r) else r for r in rows]
 
 
-def test_summary_parts_can_fail():
+def test_summary_parts_can_fail(runs):
   config = _config()
-  rows = experiments.run("integral_rep", config, jax.random.key(0))
+  rows = runs("smoke")
   first = rows[0]
   assert first["sigma"] == "poly3"
   # (A) a residual above poly_tol fails
@@ -88,12 +101,12 @@ def test_summary_parts_can_fail():
   assert s["parts"]["exact"] == "inconclusive" and s["parts"]["bound"] == "inconclusive"
 
 
-def test_unsupported_monomials_are_a_visible_failure():
+def test_unsupported_monomials_are_a_visible_failure(runs):
   """σ = tanh3 = z − z³/3 lacks a_0 and a_2: a P with a constant or a degree-2 monomial has
   no representation; the run keeps those P and the verdict fails, naming them."""
   config = _config("unsupported")
   integral_rep.validate(config)
-  rows = experiments.run("integral_rep", config, jax.random.key(0))
+  rows = runs("unsupported")
   assert rows and all(r["num_unsupported"] > 0 for r in rows)      # 4 of ≤ 6 monomials
   for r in rows:
     # ĝ represents the supported part exactly, so the residual is P's unsupported part
@@ -236,10 +249,10 @@ def test_default_config_grid():
     _config("nope")
 
 
-def test_figure_draws_from_smoke_and_unsupported_output(tmp_path):
+def test_figure_draws_from_smoke_and_unsupported_output(tmp_path, runs):
   for variant in ("smoke", "unsupported"):
     config = _config(variant)
-    rows = experiments.run("integral_rep", config, jax.random.key(0))
+    rows = runs(variant)
     summary = dict(integral_rep.summarize(config, rows), experiment="integral_rep")
     path = tmp_path / f"{variant}.png"
     plots.save("integral_rep", config, rows, summary, str(path))

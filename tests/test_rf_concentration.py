@@ -32,11 +32,10 @@ def test_smoke_rows_and_bound(tmp_path):
   config = _config()
   rows = experiments.run("rf_concentration", config, jax.random.key(0))
   summary = rf_concentration.summarize(config, rows)
-  assert {"r", "seed", "poly", "sup_error", "bound", "bound_upper", "fraction"} <= set(rows[0])
+  assert {"r", "seed", "poly", "sup_error", "bound", "bound_upper"} <= set(rows[0])
   assert len(summary["cells"]) == len(config.ds) * config.num_polys >= 4
   assert len({(r["d"], r["poly"]) for r in rows}) == len(summary["cells"])
   for r in rows:
-    assert r["fraction"] == pytest.approx(r["sup_error"] / r["bound"])
     assert r["bound"] <= r["bound_upper"]                  # searched sup|g| ≤ Σ|b_J|
     assert r["residual"] < 1e-12                           # poly3: f = P exactly
     assert r["lipschitz"] == pytest.approx(2.5, rel=1e-6)  # max|σ'| on [-1, 1] = 1 + 1 + 1/2
@@ -60,8 +59,7 @@ def test_smoke_rows_and_bound(tmp_path):
 def _rows(err_s, rs=(16, 64, 256, 1024), bound=1.0, bound_upper=None, d=4, poly=0):
   """Rows of one (d, P) whose seed s has sup-error err_s[s]·r^{-1/2}."""
   return [dict(d=d, poly=poly, sigma="poly3", k=2, K=3, r=r, seed=s, sup_error=e / np.sqrt(r),
-               bound=bound, bound_upper=bound if bound_upper is None else bound_upper,
-               fraction=e / np.sqrt(r) / bound, sup_g=1.0, g_abs_sum=1.0, lipschitz=3.0,
+               bound=bound, bound_upper=bound if bound_upper is None else bound_upper, sup_g=1.0, g_abs_sum=1.0, lipschitz=3.0,
                residual=0.0)
           for r in rs for s, e in enumerate(err_s)]
 

@@ -13,7 +13,7 @@ Bound (docs/theory.md "Random features approximate the integral (Thm 3.3)"):
 L·C/√r·(4 + √(2 log(1/δ))), L = max(max|σ'| on [-1, 1], |σ(0)|) (|<w,x>| ≤ 1). Two values
 of C bracket sup|g|: `bound` uses the searched sup|g| (a lower estimate, so the bound is at
 most the theorem's: "within" it is within the theorem's), `bound_upper` uses Σ|b_J| ≥ sup|g|
-("above" it is above the theorem's). `fraction` = sup_error / bound says how tight it is.
+("above" it is above the theorem's). sup_error / bound says how tight it is.
 """
 from __future__ import annotations
 
@@ -138,7 +138,7 @@ def run_cell(config: mlc.ConfigDict, cell: dict[str, Any], key: jax.Array) -> li
       err = float(errs[s, r // config.chunk - 1])
       rows.append(dict(cell, K=K, r=r, seed=s, sup_error=err, bound=bound,
                        bound_upper=lip * g_abs_sum / math.sqrt(r) * factor,
-                       fraction=err / bound, sup_g=sup_g, g_abs_sum=g_abs_sum,
+                       sup_g=sup_g, g_abs_sum=g_abs_sum,
                        alpha_max=float(jnp.max(jnp.abs(alpha))), lipschitz=lip,
                        residual=residual))
   return rows
@@ -193,7 +193,8 @@ def summarize(config: mlc.ConfigDict, rows: list[dict]) -> dict[str, Any]:
     seeds = sorted({r["seed"] for r in rs})
     by = {(r["seed"], r["r"]): r for r in rs}
     err_sj = np.array([[f(by[s, rv]["sup_error"]) for rv in rvals] for s in seeds])
-    frac_sj = np.array([[f(by[s, rv]["fraction"]) for rv in rvals] for s in seeds])
+    frac_sj = np.array([[f(by[s, rv]["sup_error"]) / f(by[s, rv]["bound"]) for rv in rvals]
+                        for s in seeds])
     slope = _slope(np.asarray(rvals, float), err_sj)
     lo, hi = _slope_interval(np.asarray(rvals, float), err_sj, level=config.level,
                              num_boot=config.num_boot)

@@ -484,9 +484,9 @@ def rf_concentration(config: mlc.ConfigDict, rows: list[dict], summary: dict[str
     ax.plot(rv, cs[0]["mean_sup_error"][0] * np.sqrt(rv[0] / rv), "k:", lw=1,
             label=r"$\propto r^{-1/2}$")
     ax.set(xscale="log", yscale="log", xlabel="number of random features r",
-           ylabel=f"mean over draws of max over {config.num_test} x of |f̂ − f|",
-           title=f"{config.sigma}, d={d}, deg P ≤ {config.k}; dashed: LC/√r(4+√(2log1/δ)), "
-                 f"δ={config.delta} ({config.level:.0%} seed-bootstrap slope intervals)")
+           ylabel=f"sup-error (max over {config.num_test} x), mean over draws",
+           title=f"{config.sigma}, d={d}, deg P ≤ {config.k}: dashed LC/√r(4+√(2log1/δ)), "
+                 f"δ={config.delta}\n(slopes with {config.level:.0%} seed-bootstrap intervals)")
     ax.set_xscale("log", base=2)
     ax.legend(fontsize=7)
     axf.axhline(1.0, color="r", lw=1, label="the bound")

@@ -423,8 +423,9 @@ def summarize(config: mlc.ConfigDict, rows: list[dict]) -> dict[str, Any]:
   growth_k = [t["sup_growth_per_K"] for t in trunc_out if len(t["Ks"]) >= 2]
   form = config.bound_form
   measured = (
-      f"polynomial σ ({', '.join(poly_sigmas) or 'none'}): max residual {poly_res:.3g} over "
-      f"{len(represented)} representable P"
+      f"polynomial σ ({', '.join(poly_sigmas) or 'none'}): "
+      + (f"max residual {poly_res:.3g} over {len(represented)} representable P" if represented
+         else "no representable P")
       + (f", {len(unrepresentable)} P with unsupported monomials have no representation "
          f"(residual ≥ {min(f(r['residual']) for r in unrepresentable):.3g})"
          if unrepresentable else "")
@@ -474,7 +475,9 @@ def summarize(config: mlc.ConfigDict, rows: list[dict]) -> dict[str, Any]:
               "bound's constants are our reading of the proof; for analytic σ "
               f"({', '.join(analytic_sigmas) or 'none here'}) the theorem's equality is "
               f"replaced by the truncation at K in {list(config.truncation_degrees)}, only "
-              "these K are tried, and the residual is certified by a Cauchy–Schwarz bound "
+              f"these K are tried (each ≥ max(ks) = {max(config.ks)}, so for smaller k the "
+              "truncation at K = k, where the triangle inequality gives Σ|b_J| ≤ C_P(k), is "
+              "not among them), and the residual is certified by a Cauchy–Schwarz bound "
               "that is far above the measured residual")),
       poly_residual_max=poly_res,
       num_unrepresentable=len(unrepresentable),

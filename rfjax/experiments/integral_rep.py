@@ -122,7 +122,10 @@ def _one_seed(key: jax.Array, key_p: jax.Array, x_nd: jax.Array, inputs: dict[st
     else:
       fx = legendre.integral_exponential(sigma, group.j_td, b_t, x_cd, K=K_max)
     px = legendre.polynomial_eval(group.i_sd, alpha_s, x_cd)
-    ux = legendre.polynomial_eval(group.i_sd, unsup_s, x_cd)
+    if group.supported_s.all():                       # σ supports every monomial: no such part
+      ux = jnp.zeros_like(px)
+    else:
+      ux = legendre.polynomial_eval(group.i_sd, unsup_s, x_cd)
     new = (jnp.max(jnp.abs(fx - px)), jnp.max(jnp.abs(px)), jnp.max(jnp.abs(ux)))
     return tuple(jnp.maximum(c, v) for c, v in zip(carry, new)), None
 

@@ -4,6 +4,7 @@ theorem's k-form bound, against K and d; truncation at K for analytic σ.
 rfjax --config=configs/integral_rep.py --workdir=runs/integral_rep
 rfjax --config=configs/integral_rep.py:smoke --workdir=/tmp/smoke
 rfjax --config=configs/integral_rep.py:unsupported --workdir=/tmp/unsupported
+rfjax --config=configs/integral_rep.py:all_K --workdir=runs/integral_rep_all_K
 
 Criteria (fixed before any run; docs/theory.md "Integral representation (Thm 3.4)"):
 - poly_tol: for polynomial σ the representation is exact, so the residual is rounding.
@@ -40,6 +41,10 @@ def get_config(variant: str = "") -> mlc.ConfigDict:
   if variant == "smoke":
     c.ds, c.ks, c.truncation_degrees = (2, 3), (1, 2), (2, 4)
     c.num_seeds, c.num_sup, c.num_test, c.chunk = 2, 1024, 256, 128
+  elif variant == "all_K":
+    # Every truncation degree K = k … 7 (added after the default run, which tried K = 3, 5, 7
+    # only): the truncation at K = k, where Σ|b_J| ≤ C_P(k) by the triangle inequality.
+    c.ds, c.truncation_degrees = (2, 4, 6, 8), (1, 2, 3, 4, 5, 6, 7)
   elif variant == "unsupported":
     # σ = z − z³/3 (tanh's cubic Taylor polynomial) has a_0 = a_2 = 0: a P with a constant
     # or a degree-2 monomial has no representation at all. Expected verdict: fails.
@@ -47,5 +52,5 @@ def get_config(variant: str = "") -> mlc.ConfigDict:
     c.ds, c.ks = (2, 3), (1, 2)
     c.num_seeds, c.num_sup, c.num_test, c.chunk = 3, 1024, 256, 128
   elif variant:
-    raise ValueError(f"unknown variant {variant!r}; known: smoke, unsupported")
+    raise ValueError(f"unknown variant {variant!r}; known: smoke, all_K, unsupported")
   return c

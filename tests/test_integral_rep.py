@@ -166,7 +166,7 @@ def test_random_alpha_is_bounded_sparse_and_masked():
   assert np.count_nonzero(few) == 2 and np.all(np.asarray(few)[2:] == 0)
 
 
-@pytest.mark.parametrize("sigma,k,K", [("exp", 2, 4), ("poly3", 1, 3)])
+@pytest.mark.parametrize("sigma,k,K", [("exp", 2, 4), ("poly3", 1, 3), ("exp", 1, 2)])
 def test_padded_cell_matches_its_own_construction(sigma, k, K):
   """A cell written over the group's larger monomial and product sets (k_max = 3, K_max = 6
   for exp) gives the b_J, sup and residual of prepare(σ, d, k, K) on the same α."""
@@ -228,6 +228,13 @@ def test_validation_errors():
   config.truncation_degrees = (1,)
   with pytest.raises(validation.ConfigError, match="truncation_degrees"):
     integral_rep.validate(config)
+  # a K below some k is allowed; its cells with k > K are left out
+  config = _config("all_K")
+  integral_rep.validate(config)
+  cells = integral_rep.cells(config)
+  assert all(c["K"] >= c["k"] for c in cells)
+  assert {(c["k"], c["K"]) for c in cells if c["sigma"] == "exp"} == {
+      (k, K) for k in (1, 2, 3) for K in range(1, 8) if K >= k}
   config = _config()
   config.num_test = 100
   with pytest.raises(validation.ConfigError, match="num_test"):

@@ -4,7 +4,8 @@ Section 3 of the paper (PAPER.md §3) needs σ analytic with Taylor coefficients
 Lipschitz constant L is taken on [-2, 2] because SGD keeps rows ‖w_i‖ ≤ 2 and ‖x‖ ≤ 1
 (PAPER.md §3.2). `lipschitz_on(act, radius)` gives L on another interval (Thm 3.3 uses
 [-1, 1]). Registered: relu (not analytic), exp, poly3 (= the degree-3 truncation of exp),
-sincos (= sin z + cos z: bounded, every a_n = ±1/n! nonzero), tanh (odd a_n only).
+sincos (= sin z + cos z: bounded, every a_n = ±1/n! nonzero), tanh (odd a_n only), tanh3
+(= z − z³/3, tanh's cubic Taylor polynomial).
 """
 from __future__ import annotations
 
@@ -156,4 +157,7 @@ register("exp", Activation("exp", jnp.exp, lipschitz=math.exp(2.0), sigma0=1.0,
 register("poly3", polynomial([1.0, 1.0, 0.5, 1.0 / 6.0], name="poly3"))
 register("sincos", Activation("sincos", lambda z: jnp.sin(z) + jnp.cos(z),
                               lipschitz=math.sqrt(2.0), sigma0=1.0, taylor=_sincos_taylor))
+# tanh's cubic Taylor polynomial: a_0 = a_2 = 0, so constants and degree-2 monomials have no
+# integral representation over it (Thm 3.4's coefficient hypothesis fails for them).
+register("tanh3", polynomial([0.0, 1.0, 0.0, -1.0 / 3.0], name="tanh3"))
 register("tanh", Activation("tanh", jnp.tanh, lipschitz=1.0, sigma0=0.0, taylor=_tanh_taylor))

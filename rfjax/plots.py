@@ -361,47 +361,102 @@ def relu_neuron_rf(config: mlc.ConfigDict, rows: list[dict],
 @PLOTTERS.register("integral_rep")
 def integral_rep(config: mlc.ConfigDict, rows: list[dict], summary: dict[str, Any]
                  ) -> plt.Figure:
-  """sup|g| and its bound vs d per k; residual vs truncation degree K for analytic σ."""
+  """Top: for the first analytic σ, sup|ĝ_K| against K per d with the theorem's k-form bound
+  C_P(k) (dashed, flat in K), one panel per k. Bottom: the truncation residual against K
+  (measured and certified) with trunc_tol; polynomial σ: sup|g| against d with C_P(k) and the
+  all-g lower bound ‖ĝ‖₂; the residual per P, unrepresentable P marked."""
   cells = summary["cells"]
-  poly = [c for c in cells if c["sigma"] == config.sigmas[0]]
-  fig, (ax1, ax2, ax3) = plt.subplots(1, 3, figsize=(15, 4.4))
-  ks = sorted({c["k"] for c in cells})
-  colors = dict(zip(ks, plt.cm.viridis(np.linspace(0, 0.8, max(len(ks), 1)))))
-  for k in ks:
-    cs = sorted((c for c in poly if c["k"] == k), key=lambda c: c["d"])
-    d = [c["d"] for c in cs]
-    ax1.plot(d, [c["sup_g_max"] for c in cs], "o-", color=colors[k], label=f"sup|g|, k={k}")
-    ax1.plot(d, [c["g_abs_sum_max"] for c in cs], "^:", color=colors[k], ms=4, lw=1)
-    ax1.plot(d, [c["bound_g_max"] for c in cs], "s--", color=colors[k], ms=4,
-             label=f"bound, k={k}")
-  ax1.set(yscale="log", xlabel="dimension d", ylabel="sup |g|  (max over seeds)",
-          title=f"σ = {config.sigmas[0]} (exact): sup|g| (o), Σ|b_J| (△), bound (■)")
-  ax1.legend(fontsize=7, ncol=2)
-  analytic = [c for c in cells if c["sigma"] != config.sigmas[0]]
-  kmid = ks[len(ks) // 2]
-  styles = {s: m for s, m in zip(sorted({c["sigma"] for c in analytic}), ["o-", "s--", "^:"])}
+  analytic = [c for c in cells if "residual_bound_max" in c]
+  poly = [c for c in cells if "residual_bound_max" not in c]
+  sig_a = sorted({c["sigma"] for c in analytic})
+  ks_a = sorted({c["k"] for c in analytic}) or [None]
+  ncol = max(len(ks_a), 3)
+  fig, axes = plt.subplots(2, ncol, figsize=(5.2 * ncol, 9.5), squeeze=False)
   ds = sorted({c["d"] for c in analytic})
   dcol = dict(zip(ds, plt.cm.plasma(np.linspace(0, 0.85, max(len(ds), 1)))))
-  for sigma, style in styles.items():
+  for ax, k in zip(axes[0], ks_a):
+    if k is None:
+      ax.text(0.5, 0.5, "no analytic σ in this run", ha="center", va="center",
+              transform=ax.transAxes)
+      continue
     for d in ds:
-      cs = sorted((c for c in analytic if (c["sigma"], c["d"], c["k"]) == (sigma, d, kmid)),
+      cs = sorted((c for c in analytic if (c["sigma"], c["d"], c["k"]) == (sig_a[0], d, k)),
                   key=lambda c: c["K"])
       if not cs:
         continue
-      K = [c["K"] for c in cs]
-      lab = f"{sigma}, d={d}" if sigma == list(styles)[0] or d == ds[0] else None
-      ax2.plot(K, [max(c["residual_max"], 1e-18) for c in cs], style, color=dcol[d], label=lab)
-      ax3.plot(K, [c["sup_g_max"] for c in cs], style, color=dcol[d], label=lab)
-      ax3.plot(K, [c["bound_g_max"] for c in cs], ":", color=dcol[d], lw=0.8)
-  pr = summary.get("poly_residual_max", float("nan"))
-  ax2.axhline(config.poly_tol, color="k", lw=0.8, ls="--",
-              label=f"tolerance {config.poly_tol:g} (poly3 max {pr:.1e})")
-  ax2.set(yscale="log", xlabel="truncation degree K of ĝ",
-          ylabel="sup_x |E g σ − P|  (max over seeds)", title=f"residual, analytic σ, k={kmid}")
-  ax2.legend(fontsize=7, ncol=2)
-  ax3.set(yscale="log", xlabel="truncation degree K of ĝ", ylabel="sup |g|",
-          title=f"price of a smaller residual, k={kmid} (dotted: bound)")
-  ax3.legend(fontsize=7, ncol=2)
+      ax.plot([c["K"] for c in cs], [c["sup_g_median"] for c in cs], "o-", color=dcol[d],
+              ms=4, label=f"d={d}")
+      ax.axhline(cs[0]["bound_k_median"], color=dcol[d], ls="--", lw=0.9)
+    ax.set(yscale="log", xlabel="truncation degree K of ĝ",
+           ylabel="searched sup|ĝ_K| (median over P)",
+           title=f"{sig_a[0]}, deg P ≤ k = {k}: sup|ĝ_K| (o) grows with K;\nC_P(k) "
+                 f"({config.bound_form}, dashed) does not")
+    ax.legend(fontsize=7, ncol=2)
+  for ax in axes[0][len(ks_a):]:
+    ax.axis("off")
+  ax2, ax3, ax4 = axes[1][:3]
+  for ax in axes[1][3:]:
+    ax.axis("off")
+  if analytic:
+    k_lo = min(c["k"] for c in analytic)
+    marks = dict(zip(sig_a, ["o", "s", "^", "D"]))
+    for sigma in sig_a:
+      for d in ds:
+        cs = sorted((c for c in analytic if (c["sigma"], c["d"], c["k"]) == (sigma, d, k_lo)),
+                    key=lambda c: c["K"])
+        if not cs:
+          continue
+        K = [c["K"] for c in cs]
+        ax2.plot(K, [max(c["residual_max"], 1e-18) for c in cs], marks[sigma] + "-",
+                 color=dcol[d], ms=4, label=f"d={d}" if sigma == sig_a[0] else None)
+        ax2.plot(K, [c["residual_bound_max"] for c in cs], marks[sigma] + ":", color=dcol[d],
+                 ms=3, mfc="none", lw=0.8)
+    ax2.axhline(config.trunc_tol, color="k", lw=1, ls="--",
+                label=f"trunc_tol = {config.trunc_tol:g}")
+    ax2.set(yscale="log", xlabel="truncation degree K of ĝ",
+            ylabel="residual sup_x |E gσ − P| (max over P)",
+            title=f"truncation residual, k={k_lo} ({', '.join(f'{s} {marks[s]}' for s in sig_a)})"
+                  ":\nmeasured (solid), certified bound (dotted)")
+    ax2.legend(fontsize=7, ncol=2)
+  else:
+    ax2.text(0.5, 0.5, "no analytic σ in this run", ha="center", va="center",
+             transform=ax2.transAxes)
+  ks = sorted({c["k"] for c in poly})
+  kcol = dict(zip(ks, plt.cm.viridis(np.linspace(0, 0.8, max(len(ks), 1)))))
+  for sigma in sorted({c["sigma"] for c in poly}):
+    for k in ks:
+      cs = sorted((c for c in poly if (c["sigma"], c["k"]) == (sigma, k)), key=lambda c: c["d"])
+      if not cs:
+        continue
+      d = [c["d"] for c in cs]
+      ax3.plot(d, [c["sup_g_median"] for c in cs], "o-", color=kcol[k], label=f"{sigma}, k={k}")
+      ax3.plot(d, [c["g_l2_max"] for c in cs], "v:", color=kcol[k], ms=3, lw=0.8)
+      ax3.plot(d, [c["bound_k_median"] for c in cs], "s--", color=kcol[k], ms=3, lw=1)
+  if poly:
+    ax3.set(yscale="log", xlabel="dimension d", ylabel="sup|g| (median over P)",
+            title=f"polynomial σ (ĝ of degree deg σ): searched sup|ĝ| (o), C_P(k) (■, "
+                  f"{config.bound_form}),\n‖ĝ‖₂ (▽, max; below sup|g| of every g)")
+    ax3.legend(fontsize=7)
+    rep = [r for r in rows if r["sigma"] in {c["sigma"] for c in poly}]
+    ok = [r for r in rep if int(r.get("num_unsupported", 0)) == 0]
+    bad = [r for r in rep if int(r.get("num_unsupported", 0)) > 0]
+    jit = {k: 0.08 * (i - (len(ks) - 1) / 2) for i, k in enumerate(ks)}
+    if ok:
+      ax4.plot([r["d"] + jit[r["k"]] for r in ok], [max(r["residual"], 1e-18) for r in ok],
+               "o", color="tab:blue", ms=4, label="P within the hypothesis")
+    if bad:
+      ax4.plot([r["d"] + jit[r["k"]] for r in bad], [r["residual"] for r in bad], "x",
+               color="tab:red", ms=7, label="P with a monomial σ lacks: no representation")
+    ax4.axhline(config.poly_tol, color="k", lw=1, ls="--", label=f"poly_tol = {config.poly_tol:g}")
+    ax4.set(yscale="log", xlabel="dimension d", ylabel="residual max_x |E gσ − P|",
+            title="polynomial σ: residual per P")
+    ax4.legend(fontsize=7)
+  else:
+    for ax in (ax3, ax4):
+      ax.text(0.5, 0.5, "no polynomial σ in this run", ha="center", va="center",
+              transform=ax.transAxes)
+  for ax in axes.flat:
+    ax.title.set_fontsize(7.5)
   _title(fig, summary)
   return fig
 
@@ -409,32 +464,40 @@ def integral_rep(config: mlc.ConfigDict, rows: list[dict], summary: dict[str, An
 @PLOTTERS.register("rf_concentration")
 def rf_concentration(config: mlc.ConfigDict, rows: list[dict], summary: dict[str, Any]
                      ) -> plt.Figure:
-  """Sup-error vs r (log-log) per seed and mean, the Thm 3.3 bound and r^{-1/2}."""
+  """Per d: mean sup-error vs r for each P with its Thm 3.3 bound (dashed) and r^{-1/2};
+  below, the sup-error as a fraction of the bound (max over draws) vs r."""
   cells = summary["cells"]
-  fig, axes = plt.subplots(1, len(cells), figsize=(6.5 * len(cells), 4.6), squeeze=False)
-  for ax, c in zip(axes[0], cells):
-    rs = [r for r in rows if r["d"] == c["d"]]
-    for s in sorted({r["seed"] for r in rs}):
-      pts = sorted((r["r"], r["sup_error"]) for r in rs if r["seed"] == s)
-      ax.plot(*zip(*pts), "-", color="tab:blue", alpha=0.18, lw=0.8,
-              label="one seed" if s == 0 else None)
-    rv = np.asarray(c["r"], float)
-    me = np.asarray(c["mean_sup_error"])
-    interval = c.get("slope_interval")
-    ax.plot(rv, me, "o-", color="tab:blue", lw=2, label=f"mean, slope {c['slope']:.3f}" + (
-        f" [{interval[0]:.3f}, {interval[1]:.3f}] ({config.level:.0%} seed bootstrap)"
-        if interval else ""))
-    ax.plot(rv, me[0] * np.sqrt(rv[0] / rv), "k--", lw=1, label=r"$\propto r^{-1/2}$")
-    bound = sorted({(r["r"], r["bound"]) for r in rs})
-    ax.plot(*zip(*bound), "r-", lw=1.5,
-            label=f"LC/√r(4+√(2log1/δ)), δ={config.delta}; holds in "
-                  f"{100 * c['frac_seeds_within_bound']:.0f}% of seeds")
+  ds = sorted({c["d"] for c in cells})
+  fig, axes = plt.subplots(2, len(ds), figsize=(5.2 * len(ds), 8), squeeze=False)
+  for col, d in enumerate(ds):
+    ax, axf = axes[0, col], axes[1, col]
+    cs = [c for c in cells if c["d"] == d]
+    colors = plt.cm.tab10(np.arange(len(cs)) % 10)
+    for c, color in zip(cs, colors):
+      rv = np.asarray(c["r"], float)
+      lo, hi = c["slope_interval"]
+      ax.plot(rv, c["mean_sup_error"], "o-", color=color, ms=3,
+              label=f"P{c['poly']}: slope {c['slope']:.2f} [{lo:.2f}, {hi:.2f}]")
+      ax.plot(rv, c["bound"], "--", color=color, lw=1)
+      axf.plot(rv, c["fraction_max_by_r"], "o-", color=color, ms=3,
+               label=f"P{c['poly']}: C={c['sup_g']:.3g}")
+    rv = np.asarray(cs[0]["r"], float)
+    ax.plot(rv, cs[0]["mean_sup_error"][0] * np.sqrt(rv[0] / rv), "k:", lw=1,
+            label=r"$\propto r^{-1/2}$")
     ax.set(xscale="log", yscale="log", xlabel="number of random features r",
-           ylabel=f"sup over {config.num_test} x with ‖x‖≤1 of |f̂ − f|",
-           title=(f"{config.sigma}, d={c['d']}, deg P ≤ {config.k}: L={c['lipschitz']:.2f}, "
-                  f"C=sup|g|≈{c['sup_g']:.3g}"))
+           ylabel=f"sup-error (max over {config.num_test} x), mean over draws",
+           title=f"{config.sigma}, d={d}, deg P ≤ {config.k}: dashed LC/√r(4+√(2log1/δ)), "
+                 f"δ={config.delta}\n(slopes with {config.level:.0%} seed-bootstrap intervals)")
     ax.set_xscale("log", base=2)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7)
+    axf.axhline(1.0, color="r", lw=1, label="the bound")
+    axf.set(xscale="log", yscale="log", xlabel="number of random features r",
+            ylabel="sup-error / bound (max over draws)",
+            title=f"d={d}: how tight the bound is (L = {cs[0]['lipschitz']:.3g})")
+    axf.set_xscale("log", base=2)
+    axf.legend(fontsize=7)
+    for a in (ax, axf):
+      a.title.set_fontsize(8)
   _title(fig, summary)
   return fig
 

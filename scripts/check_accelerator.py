@@ -45,6 +45,7 @@ TOLERANCES: dict[str, dict[str, Any]] = {
     "integral_rep": EXACT, "rf_concentration": EXACT, "linear_rf": EXACT,
     "psi_correlation": EXACT, "relu_neuron_rf": EXACT,
     "polynomial_sgd": TRAINING, "lazy_training": TRAINING, "neuron_gd": TRAINING,
+    "neuron_contrast": TRAINING,
 }
 # Fields compared relatively at any size (correlations resolved down to 1e-89).
 RELATIVE_ONLY = ("corr",)

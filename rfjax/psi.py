@@ -304,24 +304,57 @@ def _relu_corr_unit(beta: jax.Array, rho: jax.Array, q: jax.Array, R: float, m: 
   return rho * l_full / 2.0 + value
 
 
-def _check_act(activation: str) -> None:
-  if activation not in ("relu", "linear"):
-    raise ValueError(f"unknown activation {activation!r}; expected 'relu' or 'linear'")
-
-
-def _corr_sbq(s, b, rho, q, R: float, m: int, activation: str, branch: str = "auto") -> jax.Array:
-  """E[h(sV + b) ψ(RU)] with q = √(1-ρ²) passed explicitly (precise near |ρ| = 1)."""
-  if activation == "linear":   # E[(sV + b) ψ(RU)] = s ρ E[U ψ(RU)]  (Stein; E ψ = 0 by oddness)
-    return s * rho * _lin_parts(R, m)[1]
-  beta = b / s
+def relu_psi_corr(s, b, rho, q, R: float, m: int, branch: str = "auto") -> jax.Array:
+  """E[[sV + b]_+ ψ(RU)] = s F(b/s), the ReLU record's closed form (Faddeeva series)."""
   f = jnp.vectorize(lambda bb, rr, qq: _relu_corr_unit(bb, rr, qq, R, m, branch))
-  return s * f(beta, rho, q)
+  return s * f(b / s, rho, q)
+
+
+def linear_psi_corr(s, b, rho, q, R: float, m: int, branch: str = "auto") -> jax.Array:
+  """E[(sV + b) ψ(RU)] = s ρ E[U ψ(RU)] (Stein; E ψ = 0 by oddness), the linear record's."""
+  del b, q, branch
+  return s * rho * _lin_parts(R, m)[1]
+
+
+def _quad_psi_unit(act: Any, s, b, rho, q, R: float, m: int) -> jax.Array:
+  """E[σ(sV + b) ψ(RU)] by split quadrature, scalars: ψ odd, so
+  F = ∫_{u>0} ψ(Ru) [M(u) − M(−u)] φ(u) du with M(u) = E_Z σ(s(ρu + qZ) + b), the outer
+  panels split at ψ(Ru)'s kinks (up to u = _U_DIRECT), the inner at σ's kinks."""
+  dt = s.dtype
+  br = _breaks(R, m)
+  br = np.append(br[br < _U_DIRECT], min(float(br[-1]), _U_DIRECT))
+  lo, hi = br[:-1, None], br[1:, None]
+  u = (0.5 * (lo + hi) + 0.5 * (hi - lo) * _GL_X[None, :]).ravel()
+  wu = (0.5 * (hi - lo) * _GL_W[None, :]).ravel()
+  qs = jnp.where(q > 0, q, 1.0)
+  kinks = (jnp.asarray(act.gaussian.kinks, dt) if act.gaussian.kinks
+           else jnp.zeros((0,), dt))
+
+  def cond_mean(ui):
+    z, wz = gaussian._split_nodes(((kinks - b) / s - rho * ui) / qs, dt, gaussian._Q_N2)
+    smooth = jnp.sum(wz * act.fn(s * (rho * ui + qs * z) + b))
+    return jnp.where(q > 0, smooth, act.fn(s * rho * ui + b))
+
+  u = jnp.asarray(u, dt)
+  odd = jax.vmap(cond_mean)(u) - jax.vmap(cond_mean)(-u)
+  return jnp.sum(jnp.asarray(wu, dt) * psi(R * u, m) * odd * gaussian.norm_pdf(u))
+
+
+def _corr_sbq(s, b, rho, q, R: float, m: int, act: Any, branch: str = "auto") -> jax.Array:
+  """E[h(sV + b) ψ(RU)] with q = √(1-ρ²) passed explicitly (precise near |ρ| = 1); the
+  record's closed form `psi_corr` if it has one, split quadrature otherwise."""
+  rule = act.gaussian.psi_corr
+  if rule is not None:
+    return rule(s, b, rho, q, R, m, branch)
+  return jnp.vectorize(lambda *a: _quad_psi_unit(act, *a, R, m))(s, b, rho, q)
 
 
 def ridge_correlation(s: ArrayLike, b: ArrayLike, rho: ArrayLike, R: float, m: int,
-                      activation: str = "relu") -> jax.Array:
-  """E[h(sV + b) ψ(RU)], corr(U, V) = ρ, s > 0, h in {relu, linear}; broadcasts over (s, b, ρ)."""
-  _check_act(activation)
+                      activation: Any = "relu") -> jax.Array:
+  """E[h(sV + b) ψ(RU)], corr(U, V) = ρ, s > 0, h any activation with exact mode (a record or
+  a registered name); broadcasts over (s, b, ρ)."""
+  gaussian.require_x64("psi.ridge_correlation")
+  activation = gaussian.activation_record(activation)
   s, b, rho = jnp.asarray(s), jnp.asarray(b), jnp.asarray(rho)
   dt = jnp.result_type(s, b, rho, 0.0)
   s, b, rho = jnp.broadcast_arrays(s.astype(dt), b.astype(dt), jnp.clip(rho.astype(dt), -1, 1))
@@ -363,17 +396,16 @@ def _mean_abs_jit(s, b, d, R, m, activation):
       parts.append(_corr_sbq(jnp.full_like(rho, s), jnp.full_like(rho, b), rho, q, R, m,
                              activation, branch))
   f = jnp.concatenate(parts)
-  if activation == "linear":
-    norm = jnp.sqrt(s * s + b * b)
-  else:
-    norm = jnp.sqrt(gaussian.relu_gauss_second(s, b))
+  norm = jnp.sqrt(gaussian.act_second(activation, s, b))
   return 2.0 * jnp.sum(jnp.asarray(wt * dens, dt) * jnp.abs(f)) / norm
 
 
 def mean_abs_correlation(s: ArrayLike, b: ArrayLike, d: int, R: float, m: int,
-                         activation: str = "relu") -> jax.Array:
-  """E_{w* ~ U(R S^{d-1})} |<f, ψ_{w*}>| / ||f|| for f = h(s<v,x> + b), |v| = 1 (PAPER §4.2)."""
-  _check_act(activation)
+                         activation: Any = "relu") -> jax.Array:
+  """E_{w* ~ U(R S^{d-1})} |<f, ψ_{w*}>| / ||f|| for f = h(s<v,x> + b), |v| = 1, h any
+  activation with exact mode (docs/theory.md, 'Sampled w* underestimate the mean')."""
+  gaussian.require_x64("psi.mean_abs_correlation")
+  activation = gaussian.activation_record(activation)
   if d < 2:
     raise ValueError(f"d must be >= 2, got {d}")
   s, b = jnp.asarray(s), jnp.asarray(b)
@@ -383,7 +415,7 @@ def mean_abs_correlation(s: ArrayLike, b: ArrayLike, d: int, R: float, m: int,
 
 def psi_target_cross(form: Any, w_star_d: ArrayLike, m: int, R: float | None = None) -> jax.Array:
   """c_r = E[f_i(x) ψ(<w*, x>)] for ridge features f_i = act(<w_i,x> + b_i); R = |w*| (static)."""
-  _check_act(form.activation)
+  gaussian.require_x64("psi.psi_target_cross")
   w_dr, b_r = jnp.asarray(form.w_dr), jnp.asarray(form.b_r)
   w_star_d = jnp.asarray(w_star_d)
   dt = jnp.result_type(w_dr, b_r, w_star_d, 0.0)

@@ -342,7 +342,7 @@ def activation_record(activation: Any) -> Any:
 # Split quadrature: [-_Q_L, _Q_L] (φ(12) ≈ 5e-32) in _Q_PANELS panels, plus one break per kink,
 # _Q_N Gauss-Legendre nodes per panel (1-D moments) and _Q_N2 per panel and axis (2-D).
 _Q_L = 12.0
-_Q_PANELS = 8
+_Q_PANELS = 12
 _Q_N = 24
 _Q_N2 = 16
 _QX, _QW = np.polynomial.legendre.leggauss(_Q_N)
@@ -402,14 +402,31 @@ def act_stein(activation: Any, s: ArrayLike, b: ArrayLike) -> jax.Array:
   return _vec1(act, lambda z, f: z * f, s, b)
 
 
+# Graded breaks around a smoothed kink, in units of its width q/|ρ|.
+_GRADE = np.array([-8.0, -2.0, -0.5, 0.0, 0.5, 2.0, 8.0])
+
+
+def near_kinks(kinks: jax.Array, s: jax.Array, b: jax.Array, rho: jax.Array,
+               q: jax.Array) -> jax.Array:
+  """Breaks at u_κ + g·q/|ρ| (g in _GRADE) around the points u_κ = ((κ − b)/s)/ρ where
+  u -> E_Z σ(s(ρu + qZ) + b) turns, [k·7]; far outside the panels when ρ = 0."""
+  ra = jnp.abs(rho)
+  rs = jnp.where(ra > 0, rho, 1.0)
+  centre = jnp.where(ra > 0, ((kinks - b) / s) / rs, 2.0 * _Q_L)
+  width = q / jnp.where(ra > 0, ra, 1.0)
+  return (centre[:, None] + jnp.asarray(_GRADE, s.dtype)[None, :] * width).ravel()
+
+
 def _quad_cross(f: Any, g: Any, sx, b, sy, c, rho) -> jax.Array:
   """E[f(sx U + b) g(sy V + c)], corr(U, V) = ρ, scalars: V = ρU + qZ, Z ⟂ U; the outer
   integral over U split at f's kinks, the inner over Z at g's (which move with U)."""
   dt = sx.dtype
   q = jnp.sqrt(jnp.maximum((1.0 - rho) * (1.0 + rho), 0.0))
   qs = jnp.where(q > 0, q, 1.0)
-  u, wu = _split_nodes(_kinks_z(f, sx, b), dt, _Q_N2)
   kg = jnp.asarray(g.gaussian.kinks, dt) if g.gaussian.kinks else jnp.zeros((0,), dt)
+  # U -> E[g(...) | U] is smooth but turns within q/|ρ| of g's kinks: graded breaks there.
+  u, wu = _split_nodes(jnp.concatenate([_kinks_z(f, sx, b), near_kinks(kg, sy, c, rho, q)]),
+                       dt, _Q_N2)
 
   def inner(ui):
     z, wz = _split_nodes(((kg - c) / sy - rho * ui) / qs, dt, _Q_N2)

@@ -324,20 +324,23 @@ def _quad_psi_unit(act: Any, s, b, rho, q, R: float, m: int) -> jax.Array:
   br = _breaks(R, m)
   br = np.append(br[br < _U_DIRECT], min(float(br[-1]), _U_DIRECT))
   lo, hi = br[:-1, None], br[1:, None]
-  u = (0.5 * (lo + hi) + 0.5 * (hi - lo) * _GL_X[None, :]).ravel()
-  wu = (0.5 * (hi - lo) * _GL_W[None, :]).ravel()
   qs = jnp.where(q > 0, q, 1.0)
   kinks = (jnp.asarray(act.gaussian.kinks, dt) if act.gaussian.kinks
            else jnp.zeros((0,), dt))
+  # M(u) turns within q/|ρ| of ±u_κ, u_κ = ((κ − b)/s)/ρ: graded breaks there (|u| side).
+  near = jnp.clip(jnp.abs(gaussian.near_kinks(kinks, s, b, rho, q)), 0.0, float(br[-1]))
+  br = jnp.sort(jnp.concatenate([jnp.asarray(br, dt), near]))
+  lo, hi = br[:-1, None], br[1:, None]
+  u = (0.5 * (lo + hi) + 0.5 * (hi - lo) * jnp.asarray(_GL_X, dt)[None, :]).ravel()
+  wu = (0.5 * (hi - lo) * jnp.asarray(_GL_W, dt)[None, :]).ravel()
 
   def cond_mean(ui):
     z, wz = gaussian._split_nodes(((kinks - b) / s - rho * ui) / qs, dt, gaussian._Q_N2)
     smooth = jnp.sum(wz * act.fn(s * (rho * ui + qs * z) + b))
     return jnp.where(q > 0, smooth, act.fn(s * rho * ui + b))
 
-  u = jnp.asarray(u, dt)
   odd = jax.vmap(cond_mean)(u) - jax.vmap(cond_mean)(-u)
-  return jnp.sum(jnp.asarray(wu, dt) * psi(R * u, m) * odd * gaussian.norm_pdf(u))
+  return jnp.sum(wu * psi(R * u, m) * odd * gaussian.norm_pdf(u))
 
 
 def _corr_sbq(s, b, rho, q, R: float, m: int, act: Any, branch: str = "auto") -> jax.Array:

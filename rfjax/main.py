@@ -4,11 +4,15 @@
   rfjax --config=configs/paper.py --workdir=runs/paper
   rfjax --config=configs/linear_rf.py:smoke --config.ds='(8, 16)' --workdir=/tmp/x
 
+Runs are quiet: one progress line per cell with the experiment's ETA; the INFO logs of
+libraries (orbax's per-save lines) are hidden unless --verbosity=1 (or higher) asks for them.
+
 Bad input (unknown names, non-positive sizes, non-numeric overrides, an unwritable
 workdir) stops before any work with one line naming the field, and exit status 2.
 """
 from __future__ import annotations
 
+import logging as std_logging
 import os
 import sys
 from collections.abc import Sequence
@@ -31,6 +35,18 @@ _MULTIHOST = flags.DEFINE_bool(
     "multihost", False, "Call jax.distributed.initialize() first (TPU pods, multi-host GPU).")
 
 USAGE_EXIT = 2
+# Packages whose INFO logs are shown only with --verbosity >= 1.
+QUIET_PACKAGES = ("orbax",)
+
+
+class _QuietLibraries(std_logging.Filter):
+  """Drops INFO (and DEBUG) records logged from QUIET_PACKAGES at verbosity 0."""
+
+  def filter(self, record: std_logging.LogRecord) -> bool:
+    if record.levelno > std_logging.INFO or logging.get_verbosity() >= 1:
+      return True
+    path = record.pathname.replace(os.sep, "/")
+    return not any(f"/{p}/" in path for p in QUIET_PACKAGES)
 
 
 def _fail(message: str) -> None:
@@ -83,6 +99,7 @@ def _parse(argv: Sequence[str]) -> list[str]:
 
 def main(argv: Sequence[str]) -> None:
   del argv
+  logging.get_absl_handler().addFilter(_QuietLibraries())
   if _MULTIHOST.value:
     jax.distributed.initialize()
   jax.config.update("jax_enable_x64", True)   # exact mode; training data stays float32.

@@ -31,7 +31,7 @@ from rfjax import targets
 _HI = jax.lax.Precision.HIGHEST
 MODES = ("auto", "exact", "sample")
 # Absolute error of one quadrature ψ-correlation per unit ‖f‖ (measured against the ReLU
-# closed form at d = 2..8 in tests/test_exact_mode.py: ≤ 1e-16); values below it are
+# closed form at d = 3 and 8 in tests/test_exact_mode.py: ≤ 2e-16); values below it are
 # unresolved.
 QUADRATURE_ATOL = 1e-15
 # The relative rounding unit of float64 closed forms.

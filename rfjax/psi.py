@@ -451,6 +451,7 @@ def coupling_correlation(w_star_kd: ArrayLike, j_r: ArrayLike, m: int,
   j_r: [r] int coordinates j of the features. Returns [k, r] (or [r]): w*_{k, j} L / (2R) with
   L = E[U ψ(RU)] (`linear_correlation`). Divide by √COUPLING_NORM_SQ for unit-norm features.
   """
+  gaussian.require_x64("psi.coupling_correlation")
   w_star_kd = jnp.asarray(w_star_kd)
   w_star_kd = w_star_kd.astype(jnp.result_type(w_star_kd, 0.0))
   if R is None:

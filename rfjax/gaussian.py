@@ -1,4 +1,5 @@
-"""Exact Gaussian expectations of ReLU / linear ridge functions (PAPER.md §5, §8).
+"""Exact Gaussian expectations of ridge functions (docs/theory.md, 'Exact Gaussian moments',
+'Exact mode for any activation').
 
 x ~ N(0, I_d). Every function is jittable, takes its dtype from its inputs (float64 when
 given float64) and is written elementwise so that it broadcasts and vmaps.
@@ -55,7 +56,7 @@ def _g_and_s2(t: ArrayLike) -> tuple[jax.Array, jax.Array]:
   phi, cdf = norm_pdf(t), norm_cdf(t)
   g_hi = phi + t * cdf
   s_hi = t * g_hi + cdf
-  # Lower tail (t < -_CF_X0): with x = -t, G = φ(x) T1 M and S = φ(x) M T1 T2 (PAPER §8 note 5);
+  # Lower tail (t < -_CF_X0): with x = -t, G = φ(x) T1 M and S = φ(x) M T1 T2 (docs/theory.md);
   # every factor is positive, so there is no cancellation at any depth.
   x = jnp.maximum(-t, _CF_X0)
   m, t1, t2 = _mills_tails(x)
@@ -67,23 +68,23 @@ def _g_and_s2(t: ArrayLike) -> tuple[jax.Array, jax.Array]:
 
 
 def g_fn(t: ArrayLike) -> jax.Array:
-  """G(t) = φ(t) + tΦ(t) = E[z + t]_+, stable for t ≪ 0 (PAPER §5 item 5, §8 note 5)."""
+  """G(t) = φ(t) + tΦ(t) = E[z + t]_+, stable for t ≪ 0 (docs/theory.md, 'Exact Gaussian moments')."""
   return _g_and_s2(t)[0]
 
 
 def s2_fn(t: ArrayLike) -> jax.Array:
-  """S(t) = tG(t) + Φ(t) = E[z + t]_+^2, stable for t ≪ 0 (PAPER §8 note 5)."""
+  """S(t) = tG(t) + Φ(t) = E[z + t]_+^2, stable for t ≪ 0 (docs/theory.md, 'Exact Gaussian moments')."""
   return _g_and_s2(t)[1]
 
 
 def relu_gauss_mean(s: ArrayLike, b: ArrayLike) -> jax.Array:
-  """E[s z + b]_+ = s G(b/s) for s > 0, z ~ N(0,1) (PAPER §5 item 1)."""
+  """E[s z + b]_+ = s G(b/s) for s > 0, z ~ N(0,1) (docs/theory.md, 'Exact Gaussian moments')."""
   s, b = jnp.asarray(s), jnp.asarray(b)
   return s * g_fn(b / s)
 
 
 def relu_gauss_second(s: ArrayLike, b: ArrayLike) -> jax.Array:
-  """E[s z + b]_+^2 = s^2 (t G(t) + Φ(t)), t = b/s, s > 0 (PAPER §8 note 5)."""
+  """E[s z + b]_+^2 = s^2 (t G(t) + Φ(t)), t = b/s, s > 0 (docs/theory.md, 'Exact Gaussian moments')."""
   s, b = jnp.asarray(s), jnp.asarray(b)
   return s * s * s2_fn(b / s)
 
@@ -155,7 +156,7 @@ def bvn_cdf(h: ArrayLike, k: ArrayLike, rho: ArrayLike) -> jax.Array:
 
 
 def _relu_relu_deg(h: jax.Array, k: jax.Array, sign: float) -> jax.Array:
-  """E[(U+h)_+(V+k)_+] at ρ = ±1 (PAPER §8 note 6), in units of σ_X σ_Y."""
+  """E[(U+h)_+(V+k)_+] at ρ = ±1 (docs/theory.md, 'Exact Gaussian moments'), in units of σ_X σ_Y."""
   if sign > 0:  # V = U: ∫_{z > -min(h,k)} (z+h)(z+k) φ = S(lo) + (hi - lo) G(lo).
     lo, hi = jnp.minimum(h, k), jnp.maximum(h, k)
     g, s2 = _g_and_s2(lo)
@@ -172,7 +173,7 @@ _DEG_EPS = 1e-9   # switch to the degenerate forms (plus first-order slope) for 
 @jax.jit
 def relu_relu(sx: ArrayLike, b: ArrayLike, sy: ArrayLike, c: ArrayLike,
               rho: ArrayLike) -> jax.Array:
-  """E[X_+ Y_+], X = sx U + b, Y = sy V + c, corr(U, V) = ρ, sx, sy > 0 (PAPER §5 item 3)."""
+  """E[X_+ Y_+], X = sx U + b, Y = sy V + c, corr(U, V) = ρ, sx, sy > 0 (docs/theory.md, 'Exact Gaussian moments')."""
   sx, b, sy, c, rho = (jnp.asarray(v) for v in (sx, b, sy, c, rho))
   dt = jnp.result_type(sx, b, sy, c, rho, 0.0)
   sx, b, sy, c, rho = (v.astype(dt) for v in (sx, b, sy, c, rho))
@@ -297,7 +298,7 @@ def ridge_target_mean(w_d: ArrayLike, b: ArrayLike, activation: Any) -> jax.Arra
 
 
 def arccos1(x_nd: ArrayLike, y_md: ArrayLike) -> jax.Array:
-  """E_g[<g,x>]_+[<g,y>]_+ = |x||y|(sin θ + (π-θ) cos θ)/(2π), [n, m] (PAPER §5 item 2)."""
+  """E_g[<g,x>]_+[<g,y>]_+ = |x||y|(sin θ + (π-θ) cos θ)/(2π), [n, m] (docs/theory.md, 'Exact Gaussian moments')."""
   x_nd, y_md = jnp.asarray(x_nd), jnp.asarray(y_md)
   nx_n = jnp.sqrt(jnp.sum(x_nd * x_nd, axis=1))
   ny_m = jnp.sqrt(jnp.sum(y_md * y_md, axis=1))

@@ -42,6 +42,14 @@ def _fm(feature: features.FeatureMap | str) -> features.FeatureMap:
   return features.get(feature) if isinstance(feature, str) else feature
 
 
+def init_float64(feature: features.FeatureMap | str, key: jax.Array, d: int, r: int) -> Any:
+  """fm.init(key, d, r) with its floating leaves in float64 (maps without a dtype argument
+  sample in JAX's default float, float64 when x64 is on)."""
+  params = _fm(feature).init(key, d, r)
+  return jax.tree.map(lambda a: a.astype(jnp.float64)
+                      if jnp.issubdtype(jnp.asarray(a).dtype, jnp.floating) else a, params)
+
+
 def ridge_activation(feature: features.FeatureMap | str) -> Any:
   """The activation record of a ridge family's features (from a one-feature draw), or None
   when the map has no ridge form or its activation has no exact mode."""

@@ -232,7 +232,7 @@ def run_cell(config: mlc.ConfigDict, cell: dict[str, Any], key: jax.Array) -> li
   w_star_sd = w_stars(k_star, d, config.num_w_star)
   specs = _targets(d, w_star_sd, kinds)
   fm = features.get(feature)
-  params = fm.init(k_feat, d, r, dtype=jnp.float64)
+  params = api.init_float64(fm, k_feat, d, r)
   mode = "exact" if exact(feature) else "sample"
   if mode == "exact":
     probs = _exact_problems(params, feature, d, w_star_sd, specs)

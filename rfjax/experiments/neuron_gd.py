@@ -429,6 +429,8 @@ def summarize(config: mlc.ConfigDict, rows: list[dict]) -> dict[str, Any]:
   steps_max = max((t["max_steps"] for t in table if t["max_steps"]), default=0)
   parts = [t[f"rf_{k}"] for t in checked for k in config.kinds if f"rf_{k}" in t]
   n_reached, n_fits = sum(q["reached"] for q in parts), sum(q["fits"] for q in parts)
+  rf_modes = ", ".join(sorted({f"{r.get('mode', 'exact')} ({r.get('method', 'closed_form')})"
+                               for r in rows if r["regime"] == "random_features"})) or "none"
   return dict(
       claim=(f"A single ReLU neuron trained by SGD learns the hard neurons of Thms. 4.2–4.3 "
              f"(‖w*‖ = d, kink in the bulk, and the rescaled neuron) to relative error "
@@ -446,7 +448,7 @@ def summarize(config: mlc.ConfigDict, rows: list[dict]) -> dict[str, Any]:
                 f"d^{power:.2f} (at most {steps_max} steps). RF certified lower bound at "
                 f"r·max|u| ≤ {budget}, hardest kink, worst seed: {rf_measured or 'none'}. "
                 f"Single (d ≥ {config.rf_min_d}) fits reaching ≤ {tol} at the budget: "
-                f"{n_reached} of {n_fits}"),
+                f"{n_reached} of {n_fits}; RF moments: {rf_modes}"),
       **verdicts.fields(
           verdict,
           would_fail_if=(f"fewer than {config.gd_min_fraction:.0%} of SGD runs reach relative "

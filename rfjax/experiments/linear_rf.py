@@ -75,7 +75,8 @@ def validate(config: mlc.ConfigDict) -> None:
   if act is None or not act.gaussian.affine:
     raise validation.ConfigError("feature", f"{config.feature!r} is not a linear ridge feature "
                                  "map (the verdict's Beta law is for linear features)")
-  validation.one_of("other_features", config.other_features, features.names())
+  if tuple(config.other_features):
+    validation.one_of("other_features", config.other_features, features.names())
   validation.positive_ints("other_seeds", config.other_seeds, minimum=2)
   validation.positive_ints("other_mc_n", config.other_mc_n)
   validation.positive_ints("other_mc_chunk", config.other_mc_chunk)

@@ -220,9 +220,9 @@ def fit_curve(feature: features.FeatureMap | str, d: int, rs: tuple[int, ...],
               mode: str = "auto", n: int = 2**16, chunk: int = 2**12) -> list[dict[str, Any]]:
   """The certified best-fit error against r and r·max|u_i|: one row per (r, r·B).
 
-  For each width r, r features are drawn (from fold_in of the key's second half by r) and fitted to `target` (default
-  ψ_{w*} for one w* on the sphere of radius d) with |u_i| ≤ B = rB / r and a free bias, by
-  rfjax.boxqp: each row holds the error reached, its certified lower bound and the gap
+  For each width r, r features are drawn (fold_in of the key by r) and fitted to `target`
+  (default ψ_{w*} for one w* on the sphere of radius d) with |u_i| ≤ B = rB / r and a free
+  bias, by rfjax.boxqp: each row holds the error reached, its certified lower bound and the gap
   (docs/theory.md, 'Certified box fit'), relative to E y², and the least-squares error (B = ∞).
   In sample mode the errors are those of the Monte Carlo moments (in-sample).
   """

@@ -68,12 +68,14 @@ def _g_and_s2(t: ArrayLike) -> tuple[jax.Array, jax.Array]:
 
 
 def g_fn(t: ArrayLike) -> jax.Array:
-  """G(t) = φ(t) + tΦ(t) = E[z + t]_+, stable for t ≪ 0 (docs/theory.md, 'Exact Gaussian moments')."""
+  """G(t) = φ(t) + tΦ(t) = E[z + t]_+, stable for t ≪ 0 (docs/theory.md, 'Exact Gaussian
+  moments')."""
   return _g_and_s2(t)[0]
 
 
 def s2_fn(t: ArrayLike) -> jax.Array:
-  """S(t) = tG(t) + Φ(t) = E[z + t]_+^2, stable for t ≪ 0 (docs/theory.md, 'Exact Gaussian moments')."""
+  """S(t) = tG(t) + Φ(t) = E[z + t]_+^2, stable for t ≪ 0 (docs/theory.md, 'Exact Gaussian
+  moments')."""
   return _g_and_s2(t)[1]
 
 
@@ -84,7 +86,8 @@ def relu_gauss_mean(s: ArrayLike, b: ArrayLike) -> jax.Array:
 
 
 def relu_gauss_second(s: ArrayLike, b: ArrayLike) -> jax.Array:
-  """E[s z + b]_+^2 = s^2 (t G(t) + Φ(t)), t = b/s, s > 0 (docs/theory.md, 'Exact Gaussian moments')."""
+  """E[s z + b]_+^2 = s^2 (t G(t) + Φ(t)), t = b/s, s > 0 (docs/theory.md, 'Exact Gaussian
+  moments')."""
   s, b = jnp.asarray(s), jnp.asarray(b)
   return s * s * s2_fn(b / s)
 
@@ -156,7 +159,8 @@ def bvn_cdf(h: ArrayLike, k: ArrayLike, rho: ArrayLike) -> jax.Array:
 
 
 def _relu_relu_deg(h: jax.Array, k: jax.Array, sign: float) -> jax.Array:
-  """E[(U+h)_+(V+k)_+] at ρ = ±1 (docs/theory.md, 'Exact Gaussian moments'), in units of σ_X σ_Y."""
+  """E[(U+h)_+(V+k)_+] at ρ = ±1, in units of σ_X σ_Y (docs/theory.md, 'Exact Gaussian
+  moments')."""
   if sign > 0:  # V = U: ∫_{z > -min(h,k)} (z+h)(z+k) φ = S(lo) + (hi - lo) G(lo).
     lo, hi = jnp.minimum(h, k), jnp.maximum(h, k)
     g, s2 = _g_and_s2(lo)
@@ -173,7 +177,8 @@ _DEG_EPS = 1e-9   # switch to the degenerate forms (plus first-order slope) for 
 @jax.jit
 def relu_relu(sx: ArrayLike, b: ArrayLike, sy: ArrayLike, c: ArrayLike,
               rho: ArrayLike) -> jax.Array:
-  """E[X_+ Y_+], X = sx U + b, Y = sy V + c, corr(U, V) = ρ, sx, sy > 0 (docs/theory.md, 'Exact Gaussian moments')."""
+  """E[X_+ Y_+], X = sx U + b, Y = sy V + c, corr(U, V) = ρ, sx, sy > 0 (docs/theory.md,
+  'Exact Gaussian moments')."""
   sx, b, sy, c, rho = (jnp.asarray(v) for v in (sx, b, sy, c, rho))
   dt = jnp.result_type(sx, b, sy, c, rho, 0.0)
   sx, b, sy, c, rho = (v.astype(dt) for v in (sx, b, sy, c, rho))
@@ -298,7 +303,8 @@ def ridge_target_mean(w_d: ArrayLike, b: ArrayLike, activation: Any) -> jax.Arra
 
 
 def arccos1(x_nd: ArrayLike, y_md: ArrayLike) -> jax.Array:
-  """E_g[<g,x>]_+[<g,y>]_+ = |x||y|(sin θ + (π-θ) cos θ)/(2π), [n, m] (docs/theory.md, 'Exact Gaussian moments')."""
+  """E_g[<g,x>]_+[<g,y>]_+ = |x||y|(sin θ + (π-θ) cos θ)/(2π), [n, m] (docs/theory.md,
+  'Exact Gaussian moments')."""
   x_nd, y_md = jnp.asarray(x_nd), jnp.asarray(y_md)
   nx_n = jnp.sqrt(jnp.sum(x_nd * x_nd, axis=1))
   ny_m = jnp.sqrt(jnp.sum(y_md * y_md, axis=1))
@@ -351,7 +357,8 @@ _QX2, _QW2 = np.polynomial.legendre.leggauss(_Q_N2)
 
 
 def _split_nodes(kinks: jax.Array, dt: Any, n: int = _Q_N) -> tuple[jax.Array, jax.Array]:
-  """Nodes z and weights w·φ(z) of ∫ g(z) φ(z) dz, panels split at `kinks` [k] (traced). [N] each."""
+  """Nodes z and weights w·φ(z) of ∫ g(z) φ(z) dz, panels split at `kinks` [k] (traced).
+  [N] each."""
   xs, ws = (_QX, _QW) if n == _Q_N else (_QX2, _QW2)
   base = jnp.asarray(np.linspace(-_Q_L, _Q_L, _Q_PANELS + 1), dt)
   br = jnp.sort(jnp.concatenate([base, jnp.clip(jnp.asarray(kinks, dt), -_Q_L, _Q_L)]))

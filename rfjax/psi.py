@@ -85,7 +85,8 @@ def relu_decomposition(m: int) -> tuple[float, np.ndarray, np.ndarray]:
 
 
 def psi_relu_sum(z: ArrayLike, m: int) -> jax.Array:
-  """ψ(z) from its a = 4m+2 ReLUs, accumulated sequentially in offset order (the order keeps it exact to rounding)."""
+  """ψ(z) from its a = 4m+2 ReLUs, accumulated sequentially in offset order (exact to
+  rounding)."""
   z = jnp.asarray(z)
   const, coefs, offsets = relu_decomposition(m)
   dt = jnp.result_type(z, 0.0)

@@ -185,12 +185,12 @@ def run_experiment(config: mlc.ConfigDict, workdir: str) -> dict:
 
 def progress_line(name: str, index: int, total: int, key: str, cell_s: float, elapsed_s: float,
                   computed: int, to_compute: int) -> str:
-  """'<experiment> [index/total] <cell> 3.2s, ETA 1m05s' (the ETA from the mean time of the
-  cells computed in this run, times the cells left to compute)."""
+  """'<experiment> [index/total] <cell> done in 3.2s, elapsed 5s, ETA 1m05s' (the ETA from the
+  mean time of the cells computed in this run, times the cells left to compute)."""
   left = max(to_compute - computed, 0)
   eta = elapsed_s / max(computed, 1) * left
-  return (f"{name} [{index}/{total}] {key} {cell_s:.1f}s, elapsed {_duration(elapsed_s)}, "
-          f"ETA {_duration(eta)}")
+  return (f"{name} [{index}/{total}] {key} done in {cell_s:.1f}s, "
+          f"elapsed {_duration(elapsed_s)}, ETA {_duration(eta)}")
 
 
 def _duration(seconds: float) -> str:

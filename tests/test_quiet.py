@@ -30,6 +30,6 @@ def test_orbax_info_hidden_at_verbosity_0_and_back_at_1():
 def test_progress_line_has_position_and_eta():
   line = runner.progress_line("psi_correlation", 3, 10, "psi_correlation/d=4", 2.04, 65.0,
                               computed=2, to_compute=9)
-  assert line == ("psi_correlation [3/10] psi_correlation/d=4 2.0s, elapsed 1m05s, "
+  assert line == ("psi_correlation [3/10] psi_correlation/d=4 done in 2.0s, elapsed 1m05s, "
                   "ETA 3m48s")          # 65 s / 2 cells × 7 cells left = 227.5 s
   assert runner.progress_line("e", 1, 1, "e/x", 1.0, 1.0, 1, 1).endswith("ETA 0s")

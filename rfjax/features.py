@@ -113,7 +113,7 @@ def _sphere_dr(key: jax.Array, d: int, r: int, dtype: DTypeLike) -> jax.Array:
 
 
 def _xavier_cube_dr(key: jax.Array, d: int, r: int, dtype: DTypeLike) -> jax.Array:
-  """w_dr with columns i.i.d. uniform on the Xavier cube [-1/sqrt d, 1/sqrt d]^d (Section 3's init)."""
+  """w_dr with columns i.i.d. uniform on the Xavier cube [-1/sqrt d, 1/sqrt d]^d (Section 3)."""
   bound = 1.0 / math.sqrt(d)
   return jax.random.uniform(key, (d, r), dtype=dtype, minval=-bound, maxval=bound)
 
@@ -299,7 +299,8 @@ _register_builtin("deep_net", FeatureMap(
 
 
 # ----------------------------------------------------------------------------------------------
-# Coupling features (Section 2; Thm 4.3; docs/theory.md, 'Coupling features and odd targets'): f_i(x) = 1[<w_k, x> >= 0] x_j.
+# Coupling features (Section 2; Thm 4.3; docs/theory.md, 'Coupling features and odd
+# targets'): f_i(x) = 1[<w_k, x> >= 0] x_j.
 
 
 def _coupling_init(key: jax.Array, d: int, r: int, dtype: DTypeLike) -> Params:

@@ -388,7 +388,8 @@ def _mean_abs_jit(s, b, d, R, m, activation):
   wt = (0.5 * (hi - lo) * _TAU_GL_W[None, :]).ravel()
   t = tau * tau
   one_m_r2 = t * (2.0 - t)
-  # p_d(ρ) dρ with ρ = 1 - τ²: dρ = 2τ dτ (docs/theory.md, 'Sampled w* underestimate the mean'); the factor 2 below is for ρ < 0 (|F| even).
+  # p_d(ρ) dρ with ρ = 1 - τ²: dρ = 2τ dτ (docs/theory.md, 'Sampled w* underestimate the
+  # mean'); the factor 2 below is for ρ < 0 (|F| even).
   log_beta = math.lgamma(0.5) + math.lgamma((d - 1) / 2.0) - math.lgamma(d / 2.0)
   dens = np.exp((d - 3) / 2.0 * np.log(one_m_r2) - log_beta) * 2.0 * tau
   # The nodes are static, so each is assigned to its branch here and only that one is built.

@@ -9,8 +9,9 @@ population relative error ‖N − y‖²/‖y‖² is computed exactly at every
 
 Beside it, the random-features side at a stated weight budget: r features of `rf_feature`
 (by default biased ReLUs; any registered map: exact-mode moments where its activation record
-has exact mode, Monte Carlo moments on rf_mc_n inputs otherwise) fit each target with |u_i| ≤ B, r·B = rf_budget_coef·d^rf_budget_power,
-a polynomial where the theorem needs exp(Ω(d)). `rfjax.boxqp` certifies each fit: the
+has exact mode, Monte Carlo moments on rf_mc_n inputs otherwise) fit each target with
+|u_i| ≤ B, r·B = rf_budget_coef·d^rf_budget_power, a polynomial where the theorem needs
+exp(Ω(d)). `rfjax.boxqp` certifies each fit: the
 error it reaches and a lower bound on the constrained minimum (docs/theory.md, "Certified
 box fit"). The verdict checks, at every d ≥ rf_min_d, that for each kind of neuron some
 kink (the theorem's "some c_j") has a certified lower bound above the tolerance.

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 import matplotlib
+import matplotlib.patches
 import matplotlib.ticker
 import matplotlib.pyplot as plt  # noqa: E402
 import ml_collections as mlc  # noqa: E402
@@ -490,56 +491,152 @@ def polynomial_sgd(config: mlc.ConfigDict, rows: list[dict],
 @PLOTTERS.register("lazy_training")
 def lazy_training(config: mlc.ConfigDict, rows: list[dict],
                   summary: dict[str, Any]) -> plt.Figure:
-  """Movement, sign flips and full-vs-linearised gap vs width (log-log); test errors."""
-  fig, axes = plt.subplots(1, 3, figsize=(15, 4.5))
-  ax1, ax2, ax3 = axes
+  """Movement, sign flips and full-vs-linearised gap vs width (log-log, seed means with the
+  seeds' range) with the predicted slopes; each exponent's interval against its band; test
+  errors of the three regimes."""
+  fig, (ax1, ax2, ax3) = plt.subplots(1, 3, figsize=(15, 4.5))
   markers = dict(relu="o", sincos="s")
-  for act, v in summary["lazy"].items():
+  colors = dict(w_move_abs="C0", sign_flips="C3", out_gap="C2")
+  labels = dict(w_move_abs="‖W_T−W_0‖_F", sign_flips="sign-flip fraction",
+                out_gap="‖N_full − N_lin‖/‖N_full‖")
+  tol = summary.get("exponent_tolerance", config.exponent_tolerance)
+  ticks, tick_labels = [], []
+  for a_i, (act, v) in enumerate(summary["lazy"].items()):
     cs = v["cells"]
     rs = np.array([c["r"] for c in cs], float)
     mk = markers.get(act, "d")
-    for key, color, label in (("w_move", "C0", "‖W_T−W_0‖_F/‖W_0‖_F"),
-                              ("sign_flips", "C3", "sign-flip fraction"),
-                              ("out_gap", "C2", "‖N_full − N_lin‖/‖N_full‖")):
+    alpha = 0.9 if act == "relu" else 0.5
+    for key, color in colors.items():
+      e = v["exponents"][key]
       y = np.array([c[key] for c in cs])
-      ax1.plot(rs, y, mk + "-", color=color, alpha=0.9 if act == "relu" else 0.5,
-               label=f"{label} [{act}] ∝ r^{v[key + '_exponent']:.2f}")
-    ax1.plot(rs, cs[0]["w_move"] * (rs / rs[0]) ** -2.0, "k:", lw=1)
+      per_seed = [[float(x[key]) for x in rows if x.get("activation") == act
+                   and x["r"] == c["r"] and x["regime"] == "full"] for c in cs]
+      lo = [min(p) if p else np.nan for p in per_seed]
+      hi = [max(p) if p else np.nan for p in per_seed]
+      ax1.plot(rs, y, mk + "-", color=color, alpha=alpha,
+               label=f"{labels[key]} [{act}] ∝ r^{e['slope']:.2f}")
+      ax1.fill_between(rs, lo, hi, color=color, alpha=0.12)
+      if e["predicted"] is not None and y[-1] > 0:
+        ax1.plot(rs, y[-1] * (rs / rs[-1]) ** e["predicted"], ":", color=color, lw=1)
+      if e.get("verdict") is None:
+        continue
+      pos = len(ticks)
+      ticks.append(pos)
+      tick_labels.append(f"{key}\n[{act}]")
+      ax2.add_patch(matplotlib.patches.Rectangle((pos - 0.3, e["predicted"] - tol), 0.6,
+                                                 2 * tol, color="0.85", zorder=0))
+      ax2.plot([pos - 0.3, pos + 0.3], [e["predicted"]] * 2, "k-", lw=1)
+      ax2.errorbar([pos], [e["slope"]], yerr=[[e["slope"] - e["lo"]], [e["hi"] - e["slope"]]],
+                   fmt=mk, color=color, capsize=4,
+                   label=None if a_i else f"{labels[key]}")
+      ax2.annotate(e["verdict"], (pos, e["hi"]), textcoords="offset points", xytext=(0, 6),
+                   ha="center", fontsize=7)
     for regime, (color, style) in _REGIME_STYLE.items():
-      ax2.plot(rs, [c[f"{regime}_test_error"] for c in cs], color=color, marker=mk,
-               ls="-" if act == "relu" else "--", alpha=0.9 if act == "relu" else 0.5,
-               label=f"{regime} [{act}]")
-  ax1.plot([], [], "k:", label="r^−2 (prediction for w_move)")
-  ax1.set(xscale="log", yscale="log", xlabel="width r",
-          title=f"lazy training: η·r = {config.lr_times_r:g}, T = {config.steps}")
+      ax3.plot(rs, [c[f"{regime}_test_error"] for c in cs], color=color, marker=mk,
+               ls="-" if act == "relu" else "--", alpha=alpha, label=f"{regime} [{act}]")
+  ax1.plot([], [], "k:", label="predicted slope, through the largest width")
+  ax1.set(xscale="log", yscale="log", xlabel="width r")
+  ax1.set_title(f"η·r = {config.lr_times_r:g}, T = {config.steps}: seed means, range shaded",
+                fontsize=9)
   ax1.legend(fontsize=6.5)
-  ax2.set(xscale="log", xlabel="width r", ylabel="test 0-1 error",
-          title=f"polynomial task (d = {config.d}, degree {config.degree})")
-  ax2.legend(fontsize=7)
-  neuron = summary["neuron"]
-  rs = [n["r"] for n in neuron]
-  c_lr = config.neuron_lr_times_r
-  mean_field = config.get("neuron_w_lr_scaling", "lazy") == "mean_field"
-  w_lr = f"η_W = {c_lr:g}·r" if mean_field else f"η_W = {c_lr:g}/r"
-  lr_text = dict(full=f"{w_lr}, η_U = {c_lr:g}/r", linearized=f"{w_lr}, η_U = {c_lr:g}/r",
-                 random_features=f"W frozen, η_U = {c_lr:g}/r")
-  for regime, (color, style) in _REGIME_STYLE.items():
-    ax3.plot(rs, [max(n[f"{regime}_relative_error"], 1e-12) for n in neuron], style,
-             color=color, label=f"{regime}: {lr_text[regime]}")
-  for regime in ("random_features", "linearized"):
-    pts = [(n["r"], n[f"{regime}_best_fit_error"]) for n in neuron
-           if n.get(f"{regime}_best_fit_error") is not None]
-    if pts:
-      ax3.plot(*zip(*pts), ls="--", marker="x", color=_REGIME_STYLE[regime][0], lw=1,
-               label=f"{regime}: best readout of its fixed features")
-  ax3.axhline(config.neuron_tolerance, color="k", lw=1, ls=":",
-              label=f"learned: ≤ {config.neuron_tolerance}")
-  if "paper_relative_threshold" in summary:
-    ax3.axhline(summary["paper_relative_threshold"], color="0.5", lw=1, ls="-.",
-                label="limits theorem's per-neuron threshold")
-  ax3.set(xscale="log", yscale="log", xlabel="width r", ylabel="relative test error",
-          title=f"hard neuron, ‖w*‖ = d = {config.neuron_d}, T = {config.neuron_steps}, "
-                f"{'mean-field' if mean_field else 'lazy'} steps")
+  ax2.set_xticks(ticks)
+  ax2.set_xticklabels(tick_labels, fontsize=7)
+  ax2.set(ylabel="exponent in r")
+  ax2.set_title(f"fitted exponents, {100 * config.interval_level:.0f}% seed-bootstrap "
+                f"interval; grey: predicted ± {tol:g}", fontsize=9)
+  ax3.set(xscale="log", xlabel="width r", ylabel="test 0-1 error")
+  ax3.set_title(f"polynomial task (d = {config.d}, degree {config.degree})", fontsize=9)
   ax3.legend(fontsize=7)
+  _title(fig, summary)
+  return fig
+
+
+_RUN_STYLE = {("full", "lazy"): ("C0", "o-"), ("full", "mean_field"): ("C0", "o--"),
+              ("random_features", "frozen"): ("C1", "s-"),
+              ("linearized", "lazy"): ("C2", "^-"), ("linearized", "mean_field"): ("C2", "^--")}
+
+
+def _pos(v: Any, floor: float) -> float:
+  """v floored for a log axis; NaN (not drawn) for a diverged run (None)."""
+  return float("nan") if v is None else max(float(v), floor)
+
+
+def _run_label(regime: str, family: str) -> str:
+  return regime if family == "frozen" else f"{regime}, {family.replace('_', '-')} steps"
+
+
+@PLOTTERS.register("neuron_contrast")
+def neuron_contrast(config: mlc.ConfigDict, rows: list[dict],
+                    summary: dict[str, Any]) -> plt.Figure:
+  """Error on every ψ-neuron at the largest width (seed 0); error on the hardest ψ-neuron vs
+  width for each regime and step sizes, with the random-features best readout; training
+  curves on the hardest neuron at the largest width."""
+  fig, (ax1, ax2, ax3) = plt.subplots(1, 3, figsize=(17, 5))
+  eps = summary["threshold"]
+  cells = summary["cells"]
+  r_max = max(c["r"] for c in cells)
+  floor = eps * 1e-4
+  for (regime, family), (color, style) in _RUN_STYLE.items():
+    sel = sorted((x for x in rows if x["r"] == r_max and x["seed"] == 0
+                  and x["regime"] == regime and x["step_sizes"] == family),
+                 key=lambda x: x["kink"])
+    ax1.plot([x["kink"] for x in sel], [_pos(x["error"], floor) for x in sel], style,
+             color=color, ms=4, label=_run_label(regime, family))
+    if regime == "random_features":
+      ax1.plot([x["kink"] for x in sel], [max(float(x["best_fit_error"]), floor) for x in sel],
+               "x:", color=color, label="random features: best readout (exact, any weights)")
+  hard = [c for c in cells if c["r"] == r_max and c["seed"] == 0]
+  if hard:
+    ax1.axvline(hard[0]["kink"], color="0.5", lw=1, ls="--", label="hardest ψ-neuron")
+  ax1.axhline(eps, color="k", lw=1, ls=":", label=f"ε = 1/(50a²) = {eps:.2g}")
+  unresolved = [x["kink"] for x in rows if x["r"] == r_max and x["seed"] == 0
+                and x["regime"] == "random_features" and not x.get("mc_resolved", True)]
+  if unresolved:
+    ax1.axvspan(min(unresolved) - 0.1, max(unresolved) + 0.1, color="0.9", zorder=0,
+                label="too few active test inputs (Monte Carlo unresolved)")
+  ax1.set(yscale="log", xlabel="kink c_j / ‖w*‖", ylabel="test error E(N − f*_j)²")
+  ax1.set_title(f"all {summary['num_neurons']} ψ-neurons, d = {config.d}, r = {r_max}, seed 0",
+                fontsize=9)
+  ax1.legend(fontsize=6.5)
+  rs = sorted({c["r"] for c in cells})
+
+  def per_r(get):
+    vals = [[get(c) for c in cells if c["r"] == r] for r in rs]
+    return ([float(np.mean(v)) for v in vals], [float(np.min(v)) for v in vals],
+            [float(np.max(v)) for v in vals])    # NaN where a seed diverged
+
+  series = [(("full", "lazy"), lambda c: c["lazy"]["full"]["error"]),
+            (("full", "mean_field"), lambda c: c["mean_field"]["full"]["error"]),
+            (("random_features", "frozen"), lambda c: c["random_features"]["error"]),
+            (("linearized", "lazy"), lambda c: c["lazy"]["linearized"]["error"]),
+            (("linearized", "mean_field"), lambda c: c["mean_field"]["linearized"]["error"])]
+  for run, get in series:
+    color, style = _RUN_STYLE[run]
+    mean, lo, hi = per_r(lambda c: _pos(get(c), floor))
+    ax2.errorbar(rs, mean, yerr=[np.subtract(mean, lo), np.subtract(hi, mean)], fmt=style,
+                 color=color, capsize=3, label=_run_label(*run))
+  mean, lo, hi = per_r(lambda c: max(c["rf_best_fit_lower"], floor))
+  ax2.plot(rs, mean, "x:", color="C1", label="random features: certified best readout")
+  lin = [(c["r"], c["lin_best_fit_error"]) for c in cells if c["lin_best_fit_error"] is not None]
+  if lin:
+    ax2.plot(*zip(*lin), "+", color="C2", ls="none",
+             label="linearised: best readout (in-sample)")
+  ax2.axhline(eps, color="k", lw=1, ls=":", label="ε")
+  ax2.set(xscale="log", yscale="log", xlabel="width r", ylabel="test error on the hardest neuron")
+  ax2.set_title(f"hardest ψ-neuron (seed mean, range): lazy {summary['verdict']}, "
+                f"mean-field {summary['mean_field_verdict']}", fontsize=9)
+  ax2.legend(fontsize=6.5)
+  for c in hard:
+    for (regime, family), (color, style) in _RUN_STYLE.items():
+      sel = [x for x in rows if x["r"] == r_max and x["seed"] == c["seed"] and x["j"] == c["j"]
+             and x["regime"] == regime and x["step_sizes"] == family]
+      for x in sel:
+        ax3.plot(x["curve_steps"], [_pos(v, floor) for v in x["curve_error"]],
+                 style, color=color, ms=3, label=_run_label(regime, family))
+  ax3.axhline(eps, color="k", lw=1, ls=":", label="ε")
+  ax3.set(yscale="log", xlabel="SGD step", ylabel=f"error on {config.n_log} curve inputs")
+  ax3.set_title(f"hardest ψ-neuron, r = {r_max}, seed 0: batch {config.batch}, "
+                f"η·r = {config.lr_times_r:g}", fontsize=9)
+  ax3.legend(fontsize=6.5)
   _title(fig, summary)
   return fig

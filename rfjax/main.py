@@ -12,11 +12,15 @@ compilation cache is on by default, in $RFJAX_CACHE_DIR or the user cache direct
 compiled; --compilation_cache_dir moves it (a bucket URI works too), --nocompilation_cache
 turns it off.
 
+Runs are quiet: one progress line per cell with the experiment's ETA; the INFO logs of
+libraries (orbax's per-save lines) are hidden unless --verbosity=1 (or higher) asks for them.
+
 Bad input (unknown names, non-positive sizes, non-numeric overrides, an unwritable
 workdir) stops before any work with one line naming the field, and exit status 2.
 """
 from __future__ import annotations
 
+import logging as std_logging
 import os
 import sys
 from collections.abc import Sequence
@@ -51,6 +55,18 @@ _CACHE_MIN_SECS = flags.DEFINE_float(
     "Cache only programs whose compilation took at least this long (seconds).")
 
 USAGE_EXIT = 2
+# Packages whose INFO logs are shown only with --verbosity >= 1.
+QUIET_PACKAGES = ("orbax",)
+
+
+class _QuietLibraries(std_logging.Filter):
+  """Drops INFO (and DEBUG) records logged from QUIET_PACKAGES at verbosity 0."""
+
+  def filter(self, record: std_logging.LogRecord) -> bool:
+    if record.levelno > std_logging.INFO or logging.get_verbosity() >= 1:
+      return True
+    path = record.pathname.replace(os.sep, "/")
+    return not any(f"/{p}/" in path for p in QUIET_PACKAGES)
 
 
 def default_cache_dir() -> str:
@@ -130,6 +146,7 @@ def _parse(argv: Sequence[str]) -> list[str]:
 
 def main(argv: Sequence[str]) -> None:
   del argv
+  logging.get_absl_handler().addFilter(_QuietLibraries())
   if _MULTIHOST.value:
     jax.distributed.initialize()
   jax.config.update("jax_enable_x64", True)   # exact mode; training data stays float32.

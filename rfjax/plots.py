@@ -1,4 +1,8 @@
-"""One figure per experiment (matplotlib, Agg backend), written atomically."""
+"""One figure per experiment (matplotlib), written atomically.
+
+Importing this module sets no matplotlib backend (a notebook keeps its own); the command line
+asks for Agg through MPLBACKEND.
+"""
 from __future__ import annotations
 
 import os
@@ -9,8 +13,6 @@ from typing import Any
 import matplotlib
 import matplotlib.patches
 import matplotlib.ticker
-
-matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import ml_collections as mlc  # noqa: E402
 import numpy as np  # noqa: E402
@@ -67,6 +69,11 @@ def linear_rf(config: mlc.ConfigDict, rows: list[dict], summary: dict[str, Any])
     ax1.fill_between(x, lo, hi, color=color, alpha=0.12)
     ax1.errorbar(x, [c["mean_error"] for c in cs], yerr=[3 * c["stderr"] for c in cs],
                  fmt="o", color=color, ms=4, capsize=2, label=f"d = {d} (mean ± 3 s.e.)")
+  for k, f in enumerate(sorted({o["feature"] for o in summary.get("other_features", ())})):
+    os_ = [o for o in summary["other_features"] if o["feature"] == f]
+    ax1.errorbar([o["r"] / o["d"] for o in os_], [o["mean_error"] for o in os_],
+                 yerr=[3 * o["stderr"] for o in os_], fmt="s", mfc="none", color=f"C{k + 1}",
+                 ms=5, capsize=2, label=f"{f} ({os_[0]['mode']}, beside)")
   ax1.set(xlabel="r / d", ylabel="min_u E(Σ u_i<w_i,x> − <w*,x>)²",
           title="Best linear-RF error; bands: Beta law 5–95%")
   ax1.legend(fontsize=8)

@@ -141,7 +141,7 @@ def run_experiment(config: mlc.ConfigDict, workdir: str) -> dict:
   grid = exp.cells(config)
   done = _agree_on_done(grid, name, results.completed_cells(rows))
   root = jax.random.key(config.seed)
-  t_start = time.time()
+  t_start, computed = time.time(), 0
   for i, cell in enumerate(grid):
     key = results.cell_key(name, cell)
     if key in done:
@@ -163,8 +163,9 @@ def run_experiment(config: mlc.ConfigDict, workdir: str) -> dict:
       rows.extend(results.append_cell(path, key, cell_rows))
     if ckpt:                                 # the rows are safe: the checkpoint is spent
       checkpoints.remove(ckpt)
-    logging.info("%s: cell %d/%d %s done in %.1fs", name, i + 1, len(grid), key,
-                 time.time() - t0)
+    computed += 1
+    logging.info("%s", progress_line(name, i + 1, len(grid), key, time.time() - t0,
+                                     time.time() - t_start, computed, len(grid) - len(done)))
   if not is_writer:       # the other processes took part in every cell's computation
     return dict(experiment=name, holds=None, verdict=None, measured="written by process 0")
   order = {results.cell_key(name, c): i for i, c in enumerate(grid)}
@@ -203,6 +204,21 @@ def run_experiment(config: mlc.ConfigDict, workdir: str) -> dict:
     logging.warning("%s: no figure (%d failed cells)", name, len(failed))
     results.as_path(figure).unlink(missing_ok=True)   # never leave a figure of other rows
   return summary
+
+
+def progress_line(name: str, index: int, total: int, key: str, cell_s: float, elapsed_s: float,
+                  computed: int, to_compute: int) -> str:
+  """'<experiment> [index/total] <cell> done in 3.2s, elapsed 5s, ETA 1m05s' (the ETA from the
+  mean time of the cells computed in this run, times the cells left to compute)."""
+  left = max(to_compute - computed, 0)
+  eta = elapsed_s / max(computed, 1) * left
+  return (f"{name} [{index}/{total}] {key} done in {cell_s:.1f}s, "
+          f"elapsed {_duration(elapsed_s)}, ETA {_duration(eta)}")
+
+
+def _duration(seconds: float) -> str:
+  m, s = divmod(int(round(seconds)), 60)
+  return f"{m}m{s:02d}s" if m else f"{s}s"
 
 
 def _save_figure(name: str, config: mlc.ConfigDict, rows: list[dict], summary: dict,

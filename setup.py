@@ -25,8 +25,11 @@ setuptools.setup(
         "scipy>=1.12,<2",
         "matplotlib>=3.8,<4",
         "threadpoolctl>=3,<4",            # boxqp's factorisations on one BLAS thread
+        "etils[epath]>=1.5,<2",           # workdirs on local disks and in buckets
     ],
     extras_require={
+        # Workdirs in Google Cloud Storage (--workdir=gs://bucket/dir), through fsspec.
+        "cloud": ["gcsfs>=2024.2"],
         # Peers of benchmarks/run.py; the test extra carries them so that the benchmark
         # test really compares rfjax against them.
         "bench": ["torch==2.13.0", "scikit-learn>=1.4,<2", "quadprog>=0.1.11,<0.2"],

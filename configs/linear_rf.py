@@ -19,6 +19,11 @@ def get_config(variant: str = "") -> mlc.ConfigDict:
   c.tail_seeds = 8192
   c.max_mean_z = 3.0                   # verdict: |mean − (1 − r/d)| ≤ this many s.e. per cell
   c.max_tail_z = 3.0                   # verdict: tail fraction within this many binomial s.e.
+  # Any other registered maps, fitted to the same target beside it (reported, not deciding).
+  c.other_features = ()
+  c.other_seeds = 16
+  c.other_mc_n = 2**16                 # sample-mode maps: Monte Carlo inputs per fit
+  c.other_mc_chunk = 2**12
   if variant == "smoke":
     c.ds, c.ratios, c.num_seeds = (8,), (0.25, 0.5), 64
     c.tail_ds, c.tail_seeds = (4,), 256

@@ -25,7 +25,10 @@ def get_config(variant: str = "") -> mlc.ConfigDict:
   c.gd_min_fraction = 0.9
   c.gd_max_steps_power = 2.0
   c.gd_min_points = 3               # fewer d with a reached run: no rate, inconclusive
-  c.rf_feature = "relu_biased"      # the random-features comparison (exact mode)
+  c.rf_feature = "relu_biased"      # the random-features comparison (exact mode where the
+                                    # map allows, Monte Carlo moments otherwise)
+  c.rf_mc_n = 2**16                 # sample mode only: inputs for the Monte Carlo moments
+  c.rf_mc_chunk = 2**12
   c.rf_r = 1024
   c.rf_seeds = 2
   # The weight budget of the random-features fit: r·max|u_i| ≤ rf_budget_coef·d^rf_budget_power

@@ -11,7 +11,7 @@ EXPERIMENTS = (
     # Section 3: the power of random features.
     "integral_rep", "rf_concentration", "polynomial_sgd", "lazy_training",
     # Section 4: their limits, and the contrast with gradient descent.
-    "linear_rf", "psi_correlation", "relu_neuron_rf", "neuron_gd",
+    "linear_rf", "psi_correlation", "relu_neuron_rf", "neuron_gd", "neuron_contrast",
 )
 
 

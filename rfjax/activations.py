@@ -1,10 +1,20 @@
-"""Activations σ as data: the function, its Lipschitz constant, |σ(0)|, Taylor coefficients.
+"""Activations σ as data: the function, its constants and its exact Gaussian moments.
 
-Section 3 of the paper (PAPER.md §3) needs σ analytic with Taylor coefficients a_n; the
-Lipschitz constant L is taken on [-2, 2] because SGD keeps rows ‖w_i‖ ≤ 2 and ‖x‖ ≤ 1
-(PAPER.md §3.2). `lipschitz_on(act, radius)` gives L on another interval (Thm 3.3 uses
-[-1, 1]). Registered: relu (not analytic), exp, poly3 (= the degree-3 truncation of exp),
-sincos (= sin z + cos z: bounded, every a_n = ±1/n! nonzero), tanh (odd a_n only).
+Section 3 of the paper needs σ analytic with Taylor coefficients a_n; the Lipschitz constant L
+is taken on [-2, 2] because SGD keeps rows ‖w_i‖ ≤ 2 and ‖x‖ ≤ 1 (Thms. 3.1, 3.2).
+`lipschitz_on(act, radius)` gives L on another interval (Thm 3.3 uses [-1, 1]).
+
+Exact mode (Section 4) is open: a record's `gaussian` field (GaussianRules) holds the closed
+forms it has for E σ(sZ + b), E σ(sZ + b)², E[Z σ(sZ + b)], the cross moment with itself and
+the correlation with ψ, and the kinks of σ; whatever it lacks is computed by float64 split
+quadrature at those kinks (docs/theory.md, 'Exact mode for any activation'). rfjax.gaussian,
+rfjax.psi and rfjax.targets dispatch on the record, never on a name, so registering an
+activation with `gaussian=GaussianRules(kinks=...)` opens every exact-mode computation to it.
+
+Registered: relu (closed forms), linear (affine: closed forms by Stein's lemma), step 1[z ≥ 0]
+(closed forms but ψ, the coupling features' building block), exp, poly3 (= the degree-3
+truncation of exp), sincos (= sin z + cos z: bounded, every a_n = ±1/n! nonzero), tanh (odd a_n
+only; exact mode by quadrature), tanh3 (= z − z³/3, tanh's cubic Taylor polynomial).
 """
 from __future__ import annotations
 
@@ -16,24 +26,47 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from rfjax import gaussian
+from rfjax import psi
 from rfjax import registry
 from rfjax import validation
 
+Moment = Callable[[jax.Array, jax.Array], jax.Array]
+
+
+class GaussianRules(NamedTuple):
+  """What a record knows of σ(sZ + b), Z ~ N(0, 1), s > 0, for exact mode.
+
+  Every closed form is optional: a None field is computed by float64 split quadrature, with
+  panels split at `kinks` (the points where σ is not smooth). All take arrays that broadcast.
+  """
+  kinks: tuple[float, ...] = ()
+  mean: Moment | None = None                     # (s, b) -> E σ(sZ + b)
+  second: Moment | None = None                   # (s, b) -> E σ(sZ + b)²
+  stein: Moment | None = None                    # (s, b) -> E[Z σ(sZ + b)]
+  cross: Callable[..., jax.Array] | None = None  # (sx, b, sy, c, ρ) -> E σ(sx U + b) σ(sy V + c)
+  psi_corr: Callable[..., jax.Array] | None = None  # (s, b, ρ, q, R, m, branch) -> E σ(sV+b) ψ(RU)
+  affine: bool = False                           # σ(z) = z: any cross moment by Stein's lemma
+
 
 class Activation(NamedTuple):
-  """An elementwise σ with the constants Section 3 needs."""
+  """An elementwise σ with the constants Section 3 needs and its exact Gaussian moments."""
   name: str
   fn: Callable[[jax.Array], jax.Array]          # elementwise σ, jnp, dtype-preserving
-  lipschitz: float                              # L on [-2, 2]
+  lipschitz: float                              # L on [-2, 2] (inf: not Lipschitz)
   sigma0: float                                 # |σ(0)|
   taylor: Callable[[int], np.ndarray] | None    # n -> float64 a_0..a_n (None: not analytic)
   degree: int | None = None                     # polynomial σ: its degree (Thm 3.4 exact)
+  gaussian: GaussianRules | None = None         # exact mode (None: sample mode only)
 
 
 ACTIVATIONS: registry.Registry[Activation] = registry.Registry("activation")
 
 
 def register(name: str, act: Activation) -> Activation:
+  """Registers `act` under `name` (a name registered again is replaced, with a warning)."""
+  if not isinstance(act, Activation):
+    raise TypeError(f"activation {name!r} must be an Activation, got {type(act).__name__}")
   return ACTIVATIONS.register(name, act)
 
 
@@ -43,6 +76,11 @@ def get(name: str) -> Activation:
 
 def names() -> list[str]:
   return ACTIVATIONS.names()
+
+
+def exact_names() -> list[str]:
+  """Registered activations with exact mode (closed forms or quadrature)."""
+  return [n for n in names() if get(n).gaussian is not None]
 
 
 def analytic_names() -> list[str]:
@@ -76,7 +114,7 @@ def supported_degrees(act: Activation, k: int, tol: float = 0.0) -> list[int]:
 
 
 def coefficient_constant(act: Activation, k: int) -> float:
-  """A_k = max{1/|a_n| : n ≤ k, a_n ≠ 0} (PAPER.md §3.1)."""
+  """A_k = max{1/|a_n| : n ≤ k, a_n ≠ 0} (the coefficient constant of Thm. 3.1)."""
   a = taylor_or_raise(act, k)
   return float(max(1.0 / abs(a[n]) for n in supported_degrees(act, k)))
 
@@ -150,10 +188,41 @@ def _tanh_taylor(n: int) -> np.ndarray:
   return c
 
 
-register("relu", Activation("relu", jax.nn.relu, lipschitz=1.0, sigma0=0.0, taylor=None))
+def _step(z: jax.Array) -> jax.Array:
+  """1[z ≥ 0], in z's dtype."""
+  z = jnp.asarray(z)
+  return (z >= 0).astype(z.dtype)
+
+
+RELU_RULES = GaussianRules(
+    kinks=(0.0,), mean=gaussian.relu_gauss_mean, second=gaussian.relu_gauss_second,
+    stein=gaussian._stein_relu, cross=gaussian.relu_relu, psi_corr=psi.relu_psi_corr)
+LINEAR_RULES = GaussianRules(
+    mean=lambda s, b: jnp.broadcast_to(b, jnp.broadcast_shapes(jnp.shape(s), jnp.shape(b))),
+    second=lambda s, b: s * s + b * b,
+    stein=lambda s, b: jnp.broadcast_to(s, jnp.broadcast_shapes(jnp.shape(s), jnp.shape(b))),
+    cross=lambda sx, b, sy, c, rho: sx * sy * rho + b * c,
+    psi_corr=psi.linear_psi_corr, affine=True)
+# E 1[sZ + b ≥ 0] = E 1[...]² = Φ(b/s); E[Z 1[sZ + b ≥ 0]] = φ(b/s); the cross moment is the
+# bivariate normal CDF Φ2(b/sx, c/sy; ρ). Its ψ-correlation is integrated (split quadrature).
+STEP_RULES = GaussianRules(
+    kinks=(0.0,), mean=lambda s, b: gaussian.norm_cdf(b / s),
+    second=lambda s, b: gaussian.norm_cdf(b / s), stein=lambda s, b: gaussian.norm_pdf(b / s),
+    cross=lambda sx, b, sy, c, rho: gaussian.bvn_cdf(b / sx, c / sy, rho))
+QUADRATURE = GaussianRules()      # a smooth σ without closed forms: every moment integrated
+
+register("relu", Activation("relu", jax.nn.relu, lipschitz=1.0, sigma0=0.0, taylor=None,
+                            gaussian=RELU_RULES))
+register("linear", polynomial([0.0, 1.0], name="linear")._replace(gaussian=LINEAR_RULES))
+register("step", Activation("step", _step, lipschitz=math.inf, sigma0=1.0, taylor=None,
+                            gaussian=STEP_RULES))
 register("exp", Activation("exp", jnp.exp, lipschitz=math.exp(2.0), sigma0=1.0,
                            taylor=_exp_taylor))
 register("poly3", polynomial([1.0, 1.0, 0.5, 1.0 / 6.0], name="poly3"))
 register("sincos", Activation("sincos", lambda z: jnp.sin(z) + jnp.cos(z),
                               lipschitz=math.sqrt(2.0), sigma0=1.0, taylor=_sincos_taylor))
-register("tanh", Activation("tanh", jnp.tanh, lipschitz=1.0, sigma0=0.0, taylor=_tanh_taylor))
+# tanh's cubic Taylor polynomial: a_0 = a_2 = 0, so constants and degree-2 monomials have no
+# integral representation over it (Thm 3.4's coefficient hypothesis fails for them).
+register("tanh3", polynomial([0.0, 1.0, 0.0, -1.0 / 3.0], name="tanh3"))
+register("tanh", Activation("tanh", jnp.tanh, lipschitz=1.0, sigma0=0.0, taylor=_tanh_taylor,
+                            gaussian=QUADRATURE))

@@ -4,7 +4,9 @@ A feature map samples r random functions f_1..f_r of x in R^d:
   init(key, d, r) -> params (a pytree of arrays; shapes carry r),
   apply(params, x_nd) -> phi_nr, UNSCALED: column i is f_i(x), so output weights u_i multiply it,
   kernel(x_nd, y_md) -> k_nm = E_params[f(x) f(y)] for ONE feature, in closed form, or None,
-  ridge(params) -> RidgeForm when every f_i is act(<w_i, x> + b_i) (exact mode), or None.
+  ridge(params) -> RidgeForm when every f_i is act(<w_i, x> + b_i) (exact mode), or None;
+  act is an activation record (rfjax.activations) or its registered name, and exact mode uses
+  whatever that record knows (closed forms, else quadrature at its kinks).
 A new feature map is one FeatureMap and one `register` call; nothing else needs editing.
 Every built-in init also takes an optional `dtype` keyword (default: JAX's default float, i.e.
 float64 when x64 is on); apply takes its dtype from params and x.
@@ -19,6 +21,7 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike, DTypeLike
 
+from rfjax import gaussian
 from rfjax.distributions import check_positive_int
 from rfjax.registry import Registry
 
@@ -29,10 +32,11 @@ _HIGHEST = jax.lax.Precision.HIGHEST
 
 
 class RidgeForm(NamedTuple):
-  """f_i(x) = act(<w_i, x> + b_i); exact mode understands these."""
+  """f_i(x) = act(<w_i, x> + b_i); exact mode understands these for any activation whose
+  record has exact mode (activations.exact_names(); a registered name or the record itself)."""
   w_dr: jax.Array
   b_r: jax.Array
-  activation: str  # "relu" or "linear"
+  activation: Any  # an activations.Activation, or its registered name ("relu", "linear", ...)
 
 
 class FeatureMap(NamedTuple):
@@ -109,7 +113,7 @@ def _sphere_dr(key: jax.Array, d: int, r: int, dtype: DTypeLike) -> jax.Array:
 
 
 def _xavier_cube_dr(key: jax.Array, d: int, r: int, dtype: DTypeLike) -> jax.Array:
-  """w_dr with columns i.i.d. uniform on the Xavier cube [-1/sqrt d, 1/sqrt d]^d (PAPER §3.0)."""
+  """w_dr with columns i.i.d. uniform on the Xavier cube [-1/sqrt d, 1/sqrt d]^d (Section 3)."""
   bound = 1.0 / math.sqrt(d)
   return jax.random.uniform(key, (d, r), dtype=dtype, minval=-bound, maxval=bound)
 
@@ -118,34 +122,9 @@ def _xavier_cube_dr(key: jax.Array, d: int, r: int, dtype: DTypeLike) -> jax.Arr
 # Closed-form kernels.
 
 
-def _norms_cos(x_nd: jax.Array, y_md: jax.Array) -> tuple[jax.Array, jax.Array]:
-  """(|x_n| |y_m|, cos angle) as [n, m] arrays; cos = 0 where a norm vanishes."""
-  nx_n1 = jnp.linalg.norm(x_nd, axis=1, keepdims=True)
-  ny_1m = jnp.linalg.norm(y_md, axis=1, keepdims=True).T
-  nn_nm = nx_n1 * ny_1m
-  dot_nm = _matmul(x_nd, y_md.T)
-  safe_nm = jnp.where(nn_nm > 0, nn_nm, 1)
-  cos_nm = jnp.clip(jnp.where(nn_nm > 0, dot_nm / safe_nm, 0), -1.0, 1.0)
-  return nn_nm, cos_nm
-
-
-def _arccos1_local(x_nd: ArrayLike, y_md: ArrayLike) -> jax.Array:
-  """k_nm = E_{g~N(0,I)}[<g,x>]_+[<g,y>]_+ = |x||y| (sin t + (pi - t) cos t) / (2 pi) (PAPER §5.2)."""
-  x_nd, y_md = jnp.asarray(x_nd), jnp.asarray(y_md)
-  nn_nm, cos_nm = _norms_cos(x_nd, y_md)
-  theta_nm = jnp.arccos(cos_nm)
-  sin_nm = jnp.sqrt(jnp.maximum(1 - cos_nm * cos_nm, 0))
-  return nn_nm * (sin_nm + (jnp.pi - theta_nm) * cos_nm) / (2 * jnp.pi)
-
-
 def _arccos1(x_nd: ArrayLike, y_md: ArrayLike) -> jax.Array:
-  """Arc-cosine kernel of order 1; gaussian.arccos1 when that module provides it."""
-  try:
-    from rfjax import gaussian  # pylint: disable=import-outside-toplevel
-    fn = getattr(gaussian, "arccos1", None)
-  except ImportError:
-    fn = None
-  return (fn or _arccos1_local)(x_nd, y_md)
+  """Arc-cosine kernel of order 1 (gaussian.arccos1)."""
+  return gaussian.arccos1(x_nd, y_md)
 
 
 def _sq_dists(x_nd: jax.Array, y_md: jax.Array) -> jax.Array:
@@ -239,17 +218,17 @@ def _gauss_dr(key: jax.Array, d: int, r: int, dtype: DTypeLike) -> jax.Array:
 _register_builtin("relu_sphere", FeatureMap(
     init=_ridge_init(_sphere_dr), apply=_ridge_apply("relu"), kernel=_relu_sphere_kernel,
     ridge=_ridge_form("relu"),
-    description="[<w,x>]_+, w uniform on the unit sphere (PAPER §4); kernel arc-cos / d"))
+    description="[<w,x>]_+, w uniform on the unit sphere (Section 4); kernel arc-cos / d"))
 
 _register_builtin("relu_gauss", FeatureMap(
     init=_ridge_init(_gauss_dr), apply=_ridge_apply("relu"), kernel=_arccos1,
     ridge=_ridge_form("relu"),
-    description="[<w,x>]_+, w ~ N(0, I_d); kernel arc-cos order 1 (PAPER §5.2)"))
+    description="[<w,x>]_+, w ~ N(0, I_d); kernel arc-cos order 1"))
 
 _register_builtin("relu_cube", FeatureMap(
     init=_ridge_init(_xavier_cube_dr), apply=_ridge_apply("relu"), kernel=None,
     ridge=_ridge_form("relu"),
-    description="[<w,x>]_+, w uniform on the Xavier cube [-1/sqrt d, 1/sqrt d]^d (PAPER §3)"))
+    description="[<w,x>]_+, w uniform on the Xavier cube [-1/sqrt d, 1/sqrt d]^d (Section 3)"))
 
 _register_builtin("relu_biased", FeatureMap(
     init=_ridge_init(_sphere_dr, biased=True), apply=_ridge_apply("relu"), kernel=None,
@@ -263,7 +242,7 @@ _register_builtin("linear_sphere", FeatureMap(
 
 _register_builtin("tanh_cube", FeatureMap(
     init=_ridge_init(_xavier_cube_dr), apply=_ridge_apply("tanh"), kernel=None, ridge=None,
-    description="tanh(<w,x>), analytic sigma, w uniform on the Xavier cube (PAPER §3)"))
+    description="tanh(<w,x>), analytic sigma, w uniform on the Xavier cube (Section 3)"))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -320,7 +299,8 @@ _register_builtin("deep_net", FeatureMap(
 
 
 # ----------------------------------------------------------------------------------------------
-# Coupling features (PAPER §2, route 1; Thm 4.3): f_i(x) = 1[<w_k, x> >= 0] x_j.
+# Coupling features (Section 2; Thm 4.3; docs/theory.md, 'Coupling features and odd
+# targets'): f_i(x) = 1[<w_k, x> >= 0] x_j.
 
 
 def _coupling_init(key: jax.Array, d: int, r: int, dtype: DTypeLike) -> Params:
@@ -345,7 +325,7 @@ def _coupling_apply(params: Params, x_nd: ArrayLike) -> jax.Array:
 _register_builtin("coupling", FeatureMap(
     init=_coupling_init, apply=_coupling_apply, kernel=None, ridge=None,
     description=("1[<w_k,x> >= 0] x_j, w_k Xavier cube, feature i -> k = i // d, j = i % d "
-                 "(PAPER §2, Thm 4.3)")))
+                 "(Section 2, Thm 4.3)")))
 
 
 # ----------------------------------------------------------------------------------------------

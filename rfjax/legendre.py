@@ -1,4 +1,5 @@
-"""Legendre integral representation of a polynomial (Thm 3.4, PAPER.md §3.4), float64.
+"""Legendre integral representation of a polynomial (Thm 3.4; docs/theory.md "Integral
+representation (Thm 3.4)"), float64.
 
 P(x) = Σ_I α_I x^I. With v = √d w ~ U([-1,1]^d) and ĝ(v) = g(v/√d), the construction picks
 
@@ -9,7 +10,7 @@ so that E[v^I ĝ] = m_I for all |I| ≤ K, hence E_v[σ(<v,x>/√d) ĝ(v)] = P(x
 degree > K). K = deg σ makes it exact for polynomial σ. Here λ_{J,I} = Π_i [t^{i_i}]P_{j_i}(t).
 
 Evaluation of the integral for the residual does NOT reuse λ: for polynomial σ it uses the
-moment formula with E[v^I L_J] = Π_i μ_{i_i,j_i} (closed form, PAPER.md §5.7); for σ a sum of
+moment formula with E[v^I L_J] = Π_i μ_{i_i,j_i} (closed form, below); for σ a sum of
 exponentials c·e^{βz} (exp, sincos) it uses separability, E[e^{β<v,x>/√d} L_J(v)] =
 Π_i E_t[e^{β x_i t/√d} P_{j_i}(t)], each a 1-D Gauss–Legendre integral (exact to rounding).
 """
@@ -58,7 +59,8 @@ def legendre_coefficients(n: int) -> np.ndarray:
 
 
 def moment(m: int, n: int) -> float:
-  """μ_{m,n} = E_{t~U[-1,1]}[t^m P_n(t)] in closed form (PAPER.md §5.7)."""
+  """μ_{m,n} = E_{t~U[-1,1]}[t^m P_n(t)] in closed form:
+  2^n m! ((m+n)/2)! / (((m−n)/2)! (m+n+1)!) for m ≥ n, m − n even; 0 otherwise."""
   if m < n or (m - n) % 2:
     return 0.0
   return (2.0**n * math.factorial(m) * math.factorial((m + n) // 2)
@@ -71,7 +73,7 @@ def moment_table(m_max: int, n_max: int) -> np.ndarray:
 
 
 def cube_moment(j: tuple[int, ...]) -> float:
-  """E_{w ~ U([-1/√d, 1/√d]^d)} w^J (PAPER.md §5.8), d = len(j)."""
+  """E_{w ~ U([-1/√d, 1/√d]^d)} w^J = Π_i d^{−j_i/2}/(j_i + 1) (all j_i even; else 0), d = len(j)."""
   d = len(j)
   if any(ji % 2 for ji in j):
     return 0.0
@@ -196,9 +198,49 @@ def abs_coefficient_sum(b_t: jax.Array) -> jax.Array:
   return jnp.sum(jnp.abs(b_t))
 
 
-def bound_g(alpha: float, a_k: float, d: int, k: int, K: int) -> float:
-  """α A_k (3(1+√2))^K binom(d+K, K) d^{k/2}; the paper's form (PAPER.md §3.4 step 5) at K = k."""
-  return alpha * a_k * (3 * (1 + math.sqrt(2))) ** K * math.comb(d + K, K) * d ** (k / 2)
+BOUND_FORMS = ("binomial", "power")
+
+
+def bound_g(alpha: float, a_k: float, d: int, k: int, form: str = "binomial") -> float:
+  """Thm 3.4's bound on sup|g| in k, the degree of P (docs/theory.md "Integral representation
+  (Thm 3.4)"): α A_k (3(1+√2))^k C(d+k, k) d^{k/2} ("binomial"), or with (d+1)^k for
+  C(d+k, k) ("power", the looser form). α = |P| = max|α_I|, A_k = max 1/|a_n| (n ≤ k)."""
+  if form not in BOUND_FORMS:
+    raise ValueError(f"bound form must be one of {BOUND_FORMS}, got {form!r}")
+  count = math.comb(d + k, k) if form == "binomial" else (d + 1) ** k
+  return alpha * a_k * (3 * (1 + math.sqrt(2))) ** k * count * d ** (k / 2)
+
+
+def l2_weights(j_td: np.ndarray) -> np.ndarray:
+  """E[L_J²] = Π_i 1/(2j_i + 1) under U([-1, 1]^d). float64 [T]."""
+  return 1.0 / np.prod(2.0 * np.asarray(j_td) + 1.0, axis=1)
+
+
+def g_l2(j_td: np.ndarray, b_t: jax.Array) -> jax.Array:
+  """‖ĝ‖₂ = (E_v ĝ(v)²)^{1/2} = (Σ_J b_J² E[L_J²])^{1/2}, exact by orthogonality. Scalar."""
+  return jnp.sqrt(jnp.sum(jnp.asarray(l2_weights(j_td), b_t.dtype) * b_t**2))
+
+
+def remainder_derivative_bound(sigma: str, K: int) -> float:
+  """M_{K+1} ≥ max_{|z|≤1} |σ^{(K+1)}(z)|: Σ|c||β|^{K+1}e^{|Re β|} for σ = Σ c e^{βz};
+  Σ_{n>K} |a_n| n!/(n−K−1)! for polynomial σ (0 when K ≥ deg σ)."""
+  act = activations.get(sigma)
+  if act.degree is not None:
+    a = activations.taylor_or_raise(act, act.degree)
+    return float(sum(abs(a[n]) * math.factorial(n) / math.factorial(n - K - 1)
+                     for n in range(K + 1, act.degree + 1)))
+  if sigma not in EXPONENTIAL_FORMS:
+    raise ValueError(f"no derivative bound for σ={sigma!r}; known: {sorted(EXPONENTIAL_FORMS)}")
+  return float(sum(abs(c) * abs(beta) ** (K + 1) * math.exp(abs(beta.real))
+                   for c, beta in EXPONENTIAL_FORMS[sigma]))
+
+
+def truncation_residual_factor(sigma: str, d: int, K: int) -> float:
+  """F with sup_{‖x‖≤1} |E_v[σ(<v,x>/√d) ĝ_K(v)] − P(x)| ≤ F·‖ĝ_K‖₂ (docs/theory.md
+  "Integral representation (Thm 3.4)"): M_{K+1}/(K+1)! · ((2K+1)!!/(3d)^{K+1})^{1/2}."""
+  double_fact = math.prod(range(1, 2 * K + 2, 2))
+  return (remainder_derivative_bound(sigma, K) / math.factorial(K + 1)
+          * math.sqrt(double_fact / (3.0 * d) ** (K + 1)))
 
 
 def vertices(d: int) -> np.ndarray:
@@ -218,7 +260,8 @@ def sup_g_estimate(key: jax.Array, j_td: np.ndarray, b_t: jax.Array, *, num: int
   K = _degree(j_td, K)
   v = jax.random.uniform(key, (num, d), b_t.dtype, -1.0, 1.0)
   vals = jnp.abs(g_hat_chunked(j_td, b_t, v, chunk, K))
-  vert = jnp.asarray(vertices(d), b_t.dtype)
+  # times a runtime 1, so that XLA does not fold ĝ at the 2^d constant vertices at compile time
+  vert = jnp.asarray(vertices(d), b_t.dtype) * jnp.ones_like(v[0, 0])
   best = jnp.maximum(jnp.max(vals), jnp.max(jnp.abs(g_hat(j_td, b_t, vert, K=K))))
   start = v[jax.lax.top_k(vals, refine)[1]]
   grad = jax.vmap(jax.grad(lambda u: jnp.abs(g_hat(j_td, b_t, u[None], K=K)[0])))

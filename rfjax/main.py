@@ -4,11 +4,23 @@
   rfjax --config=configs/paper.py --workdir=runs/paper
   rfjax --config=configs/linear_rf.py:smoke --config.ds='(8, 16)' --workdir=/tmp/x
 
+  rfjax --config=configs/paper.py --workdir=gs://bucket/runs/paper   (pip install rfjax[cloud])
+
+The workdir is a local directory or a bucket URI (rfjax.results). JAX's persistent
+compilation cache is on by default, in $RFJAX_CACHE_DIR or the user cache directory
+(~/.cache/rfjax/jax_compilation_cache), so a rerun does not recompile what an earlier run
+compiled; --compilation_cache_dir moves it (a bucket URI works too), --nocompilation_cache
+turns it off.
+
+Runs are quiet: one progress line per cell with the experiment's ETA; the INFO logs of
+libraries (orbax's per-save lines) are hidden unless --verbosity=1 (or higher) asks for them.
+
 Bad input (unknown names, non-positive sizes, non-numeric overrides, an unwritable
 workdir) stops before any work with one line naming the field, and exit status 2.
 """
 from __future__ import annotations
 
+import logging as std_logging
 import os
 import sys
 from collections.abc import Sequence
@@ -26,11 +38,62 @@ from rfjax.validation import ConfigError  # noqa: E402
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Experiment config file, e.g. configs/linear_rf.py[:smoke].",
     lock_config=True)
-_WORKDIR = flags.DEFINE_string("workdir", None, "Directory for results, figures, report.")
+_WORKDIR = flags.DEFINE_string(
+    "workdir", None, "Directory for results, figures, report: a local path or a bucket URI "
+    "(gs://bucket/dir; needs the cloud extra).")
 _MULTIHOST = flags.DEFINE_bool(
     "multihost", False, "Call jax.distributed.initialize() first (TPU pods, multi-host GPU).")
 
+_CACHE = flags.DEFINE_bool(
+    "compilation_cache", True, "Use JAX's persistent compilation cache (--nocompilation_cache: "
+    "off).")
+_CACHE_DIR = flags.DEFINE_string(
+    "compilation_cache_dir", "", "Directory of the compilation cache (a local path or a "
+    "bucket URI); default $RFJAX_CACHE_DIR, else the user cache directory.")
+_CACHE_MIN_SECS = flags.DEFINE_float(
+    "compilation_cache_min_compile_secs", 0.0,
+    "Cache only programs whose compilation took at least this long (seconds).")
+
 USAGE_EXIT = 2
+# Packages whose INFO logs are shown only with --verbosity >= 1.
+QUIET_PACKAGES = ("orbax",)
+
+
+class _QuietLibraries(std_logging.Filter):
+  """Drops INFO (and DEBUG) records logged from QUIET_PACKAGES at verbosity 0."""
+
+  def filter(self, record: std_logging.LogRecord) -> bool:
+    if record.levelno > std_logging.INFO or logging.get_verbosity() >= 1:
+      return True
+    path = record.pathname.replace(os.sep, "/")
+    return not any(f"/{p}/" in path for p in QUIET_PACKAGES)
+
+
+def default_cache_dir() -> str:
+  """$RFJAX_CACHE_DIR, else $XDG_CACHE_HOME/rfjax/jax_compilation_cache (~/.cache if unset)."""
+  if os.environ.get("RFJAX_CACHE_DIR"):
+    return os.environ["RFJAX_CACHE_DIR"]
+  base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+  return os.path.join(base, "rfjax", "jax_compilation_cache")
+
+
+def configure_compilation_cache(enabled: bool, directory: str = "",
+                                min_compile_secs: float = 0.0) -> str | None:
+  """Turns JAX's persistent compilation cache on in `directory` (default_cache_dir() if
+  empty) or off; returns the directory in use, or None. Call before anything compiles."""
+  if not enabled:
+    jax.config.update("jax_enable_compilation_cache", False)
+    jax.config.update("jax_compilation_cache_dir", None)
+    return None
+  directory = directory or default_cache_dir()
+  if "://" not in directory:
+    directory = os.path.abspath(os.path.expanduser(directory))
+    os.makedirs(directory, exist_ok=True)
+  jax.config.update("jax_enable_compilation_cache", True)
+  jax.config.update("jax_compilation_cache_dir", directory)
+  jax.config.update("jax_persistent_cache_min_compile_time_secs", float(min_compile_secs))
+  jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+  return directory
 
 
 def _fail(message: str) -> None:
@@ -83,9 +146,14 @@ def _parse(argv: Sequence[str]) -> list[str]:
 
 def main(argv: Sequence[str]) -> None:
   del argv
+  logging.get_absl_handler().addFilter(_QuietLibraries())
   if _MULTIHOST.value:
     jax.distributed.initialize()
   jax.config.update("jax_enable_x64", True)   # exact mode; training data stays float32.
+  try:
+    cache = configure_compilation_cache(_CACHE.value, _CACHE_DIR.value, _CACHE_MIN_SECS.value)
+  except OSError as e:
+    _fail(f"compilation_cache_dir: cannot be created: {_one_line(e)}")
   from rfjax import runner  # imports every experiment and fills the registries
   config = _CONFIG.value
   try:
@@ -94,6 +162,7 @@ def main(argv: Sequence[str]) -> None:
     _fail(_one_line(e))
   logging.info("process %d of %d, %d devices (%s)", jax.process_index(),
                jax.process_count(), jax.device_count(), jax.default_backend())
+  logging.info("compilation cache: %s", cache or "off")
   logging.info("config:\n%s", config)
   summaries = runner.run_all(config, _WORKDIR.value)
   if jax.process_index() != 0:

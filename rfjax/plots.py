@@ -1,4 +1,8 @@
-"""One figure per experiment (matplotlib, Agg backend), written atomically."""
+"""One figure per experiment (matplotlib), written atomically.
+
+Importing this module sets no matplotlib backend (a notebook keeps its own); the command line
+asks for Agg through MPLBACKEND.
+"""
 from __future__ import annotations
 
 import os
@@ -7,9 +11,8 @@ from collections.abc import Callable
 from typing import Any
 
 import matplotlib
+import matplotlib.patches
 import matplotlib.ticker
-
-matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import ml_collections as mlc  # noqa: E402
 import numpy as np  # noqa: E402
@@ -66,6 +69,11 @@ def linear_rf(config: mlc.ConfigDict, rows: list[dict], summary: dict[str, Any])
     ax1.fill_between(x, lo, hi, color=color, alpha=0.12)
     ax1.errorbar(x, [c["mean_error"] for c in cs], yerr=[3 * c["stderr"] for c in cs],
                  fmt="o", color=color, ms=4, capsize=2, label=f"d = {d} (mean ± 3 s.e.)")
+  for k, f in enumerate(sorted({o["feature"] for o in summary.get("other_features", ())})):
+    os_ = [o for o in summary["other_features"] if o["feature"] == f]
+    ax1.errorbar([o["r"] / o["d"] for o in os_], [o["mean_error"] for o in os_],
+                 yerr=[3 * o["stderr"] for o in os_], fmt="s", mfc="none", color=f"C{k + 1}",
+                 ms=5, capsize=2, label=f"{f} ({os_[0]['mode']}, beside)")
   ax1.set(xlabel="r / d", ylabel="min_u E(Σ u_i<w_i,x> − <w*,x>)²",
           title="Best linear-RF error; bands: Beta law 5–95%")
   ax1.legend(fontsize=8)
@@ -360,47 +368,102 @@ def relu_neuron_rf(config: mlc.ConfigDict, rows: list[dict],
 @PLOTTERS.register("integral_rep")
 def integral_rep(config: mlc.ConfigDict, rows: list[dict], summary: dict[str, Any]
                  ) -> plt.Figure:
-  """sup|g| and its bound vs d per k; residual vs truncation degree K for analytic σ."""
+  """Top: for the first analytic σ, sup|ĝ_K| against K per d with the theorem's k-form bound
+  C_P(k) (dashed, flat in K), one panel per k. Bottom: the truncation residual against K
+  (measured and certified) with trunc_tol; polynomial σ: sup|g| against d with C_P(k) and the
+  all-g lower bound ‖ĝ‖₂; the residual per P, unrepresentable P marked."""
   cells = summary["cells"]
-  poly = [c for c in cells if c["sigma"] == config.sigmas[0]]
-  fig, (ax1, ax2, ax3) = plt.subplots(1, 3, figsize=(15, 4.4))
-  ks = sorted({c["k"] for c in cells})
-  colors = dict(zip(ks, plt.cm.viridis(np.linspace(0, 0.8, max(len(ks), 1)))))
-  for k in ks:
-    cs = sorted((c for c in poly if c["k"] == k), key=lambda c: c["d"])
-    d = [c["d"] for c in cs]
-    ax1.plot(d, [c["sup_g_max"] for c in cs], "o-", color=colors[k], label=f"sup|g|, k={k}")
-    ax1.plot(d, [c["g_abs_sum_max"] for c in cs], "^:", color=colors[k], ms=4, lw=1)
-    ax1.plot(d, [c["bound_g_max"] for c in cs], "s--", color=colors[k], ms=4,
-             label=f"bound, k={k}")
-  ax1.set(yscale="log", xlabel="dimension d", ylabel="sup |g|  (max over seeds)",
-          title=f"σ = {config.sigmas[0]} (exact): sup|g| (o), Σ|b_J| (△), bound (■)")
-  ax1.legend(fontsize=7, ncol=2)
-  analytic = [c for c in cells if c["sigma"] != config.sigmas[0]]
-  kmid = ks[len(ks) // 2]
-  styles = {s: m for s, m in zip(sorted({c["sigma"] for c in analytic}), ["o-", "s--", "^:"])}
+  analytic = [c for c in cells if "residual_bound_max" in c]
+  poly = [c for c in cells if "residual_bound_max" not in c]
+  sig_a = sorted({c["sigma"] for c in analytic})
+  ks_a = sorted({c["k"] for c in analytic}) or [None]
+  ncol = max(len(ks_a), 3)
+  fig, axes = plt.subplots(2, ncol, figsize=(5.2 * ncol, 9.5), squeeze=False)
   ds = sorted({c["d"] for c in analytic})
   dcol = dict(zip(ds, plt.cm.plasma(np.linspace(0, 0.85, max(len(ds), 1)))))
-  for sigma, style in styles.items():
+  for ax, k in zip(axes[0], ks_a):
+    if k is None:
+      ax.text(0.5, 0.5, "no analytic σ in this run", ha="center", va="center",
+              transform=ax.transAxes)
+      continue
     for d in ds:
-      cs = sorted((c for c in analytic if (c["sigma"], c["d"], c["k"]) == (sigma, d, kmid)),
+      cs = sorted((c for c in analytic if (c["sigma"], c["d"], c["k"]) == (sig_a[0], d, k)),
                   key=lambda c: c["K"])
       if not cs:
         continue
-      K = [c["K"] for c in cs]
-      lab = f"{sigma}, d={d}" if sigma == list(styles)[0] or d == ds[0] else None
-      ax2.plot(K, [max(c["residual_max"], 1e-18) for c in cs], style, color=dcol[d], label=lab)
-      ax3.plot(K, [c["sup_g_max"] for c in cs], style, color=dcol[d], label=lab)
-      ax3.plot(K, [c["bound_g_max"] for c in cs], ":", color=dcol[d], lw=0.8)
-  pr = summary.get("poly_residual_max", float("nan"))
-  ax2.axhline(config.poly_tol, color="k", lw=0.8, ls="--",
-              label=f"tolerance {config.poly_tol:g} (poly3 max {pr:.1e})")
-  ax2.set(yscale="log", xlabel="truncation degree K of ĝ",
-          ylabel="sup_x |E g σ − P|  (max over seeds)", title=f"residual, analytic σ, k={kmid}")
-  ax2.legend(fontsize=7, ncol=2)
-  ax3.set(yscale="log", xlabel="truncation degree K of ĝ", ylabel="sup |g|",
-          title=f"price of a smaller residual, k={kmid} (dotted: bound)")
-  ax3.legend(fontsize=7, ncol=2)
+      ax.plot([c["K"] for c in cs], [c["sup_g_median"] for c in cs], "o-", color=dcol[d],
+              ms=4, label=f"d={d}")
+      ax.axhline(cs[0]["bound_k_median"], color=dcol[d], ls="--", lw=0.9)
+    ax.set(yscale="log", xlabel="truncation degree K of ĝ",
+           ylabel="searched sup|ĝ_K| (median over P)",
+           title=f"{sig_a[0]}, deg P ≤ k = {k}: sup|ĝ_K| (o) grows with K;\nC_P(k) "
+                 f"({config.bound_form}, dashed) does not")
+    ax.legend(fontsize=7, ncol=2)
+  for ax in axes[0][len(ks_a):]:
+    ax.axis("off")
+  ax2, ax3, ax4 = axes[1][:3]
+  for ax in axes[1][3:]:
+    ax.axis("off")
+  if analytic:
+    k_lo = min(c["k"] for c in analytic)
+    marks = dict(zip(sig_a, ["o", "s", "^", "D"]))
+    for sigma in sig_a:
+      for d in ds:
+        cs = sorted((c for c in analytic if (c["sigma"], c["d"], c["k"]) == (sigma, d, k_lo)),
+                    key=lambda c: c["K"])
+        if not cs:
+          continue
+        K = [c["K"] for c in cs]
+        ax2.plot(K, [max(c["residual_max"], 1e-18) for c in cs], marks[sigma] + "-",
+                 color=dcol[d], ms=4, label=f"d={d}" if sigma == sig_a[0] else None)
+        ax2.plot(K, [c["residual_bound_max"] for c in cs], marks[sigma] + ":", color=dcol[d],
+                 ms=3, mfc="none", lw=0.8)
+    ax2.axhline(config.trunc_tol, color="k", lw=1, ls="--",
+                label=f"trunc_tol = {config.trunc_tol:g}")
+    ax2.set(yscale="log", xlabel="truncation degree K of ĝ",
+            ylabel="residual sup_x |E gσ − P| (max over P)",
+            title=f"truncation residual, k={k_lo} ({', '.join(f'{s} {marks[s]}' for s in sig_a)})"
+                  ":\nmeasured (solid), certified bound (dotted)")
+    ax2.legend(fontsize=7, ncol=2)
+  else:
+    ax2.text(0.5, 0.5, "no analytic σ in this run", ha="center", va="center",
+             transform=ax2.transAxes)
+  ks = sorted({c["k"] for c in poly})
+  kcol = dict(zip(ks, plt.cm.viridis(np.linspace(0, 0.8, max(len(ks), 1)))))
+  for sigma in sorted({c["sigma"] for c in poly}):
+    for k in ks:
+      cs = sorted((c for c in poly if (c["sigma"], c["k"]) == (sigma, k)), key=lambda c: c["d"])
+      if not cs:
+        continue
+      d = [c["d"] for c in cs]
+      ax3.plot(d, [c["sup_g_median"] for c in cs], "o-", color=kcol[k], label=f"{sigma}, k={k}")
+      ax3.plot(d, [c["g_l2_max"] for c in cs], "v:", color=kcol[k], ms=3, lw=0.8)
+      ax3.plot(d, [c["bound_k_median"] for c in cs], "s--", color=kcol[k], ms=3, lw=1)
+  if poly:
+    ax3.set(yscale="log", xlabel="dimension d", ylabel="sup|g| (median over P)",
+            title=f"polynomial σ (ĝ of degree deg σ): searched sup|ĝ| (o), C_P(k) (■, "
+                  f"{config.bound_form}),\n‖ĝ‖₂ (▽, max; below sup|g| of every g)")
+    ax3.legend(fontsize=7)
+    rep = [r for r in rows if r["sigma"] in {c["sigma"] for c in poly}]
+    ok = [r for r in rep if int(r.get("num_unsupported", 0)) == 0]
+    bad = [r for r in rep if int(r.get("num_unsupported", 0)) > 0]
+    jit = {k: 0.08 * (i - (len(ks) - 1) / 2) for i, k in enumerate(ks)}
+    if ok:
+      ax4.plot([r["d"] + jit[r["k"]] for r in ok], [max(r["residual"], 1e-18) for r in ok],
+               "o", color="tab:blue", ms=4, label="P within the hypothesis")
+    if bad:
+      ax4.plot([r["d"] + jit[r["k"]] for r in bad], [r["residual"] for r in bad], "x",
+               color="tab:red", ms=7, label="P with a monomial σ lacks: no representation")
+    ax4.axhline(config.poly_tol, color="k", lw=1, ls="--", label=f"poly_tol = {config.poly_tol:g}")
+    ax4.set(yscale="log", xlabel="dimension d", ylabel="residual max_x |E gσ − P|",
+            title="polynomial σ: residual per P")
+    ax4.legend(fontsize=7)
+  else:
+    for ax in (ax3, ax4):
+      ax.text(0.5, 0.5, "no polynomial σ in this run", ha="center", va="center",
+              transform=ax.transAxes)
+  for ax in axes.flat:
+    ax.title.set_fontsize(7.5)
   _title(fig, summary)
   return fig
 
@@ -408,32 +471,40 @@ def integral_rep(config: mlc.ConfigDict, rows: list[dict], summary: dict[str, An
 @PLOTTERS.register("rf_concentration")
 def rf_concentration(config: mlc.ConfigDict, rows: list[dict], summary: dict[str, Any]
                      ) -> plt.Figure:
-  """Sup-error vs r (log-log) per seed and mean, the Thm 3.3 bound and r^{-1/2}."""
+  """Per d: mean sup-error vs r for each P with its Thm 3.3 bound (dashed) and r^{-1/2};
+  below, the sup-error as a fraction of the bound (max over draws) vs r."""
   cells = summary["cells"]
-  fig, axes = plt.subplots(1, len(cells), figsize=(6.5 * len(cells), 4.6), squeeze=False)
-  for ax, c in zip(axes[0], cells):
-    rs = [r for r in rows if r["d"] == c["d"]]
-    for s in sorted({r["seed"] for r in rs}):
-      pts = sorted((r["r"], r["sup_error"]) for r in rs if r["seed"] == s)
-      ax.plot(*zip(*pts), "-", color="tab:blue", alpha=0.18, lw=0.8,
-              label="one seed" if s == 0 else None)
-    rv = np.asarray(c["r"], float)
-    me = np.asarray(c["mean_sup_error"])
-    interval = c.get("slope_interval")
-    ax.plot(rv, me, "o-", color="tab:blue", lw=2, label=f"mean, slope {c['slope']:.3f}" + (
-        f" [{interval[0]:.3f}, {interval[1]:.3f}] ({config.level:.0%} seed bootstrap)"
-        if interval else ""))
-    ax.plot(rv, me[0] * np.sqrt(rv[0] / rv), "k--", lw=1, label=r"$\propto r^{-1/2}$")
-    bound = sorted({(r["r"], r["bound"]) for r in rs})
-    ax.plot(*zip(*bound), "r-", lw=1.5,
-            label=f"LC/√r(4+√(2log1/δ)), δ={config.delta}; holds in "
-                  f"{100 * c['frac_seeds_within_bound']:.0f}% of seeds")
+  ds = sorted({c["d"] for c in cells})
+  fig, axes = plt.subplots(2, len(ds), figsize=(5.2 * len(ds), 8), squeeze=False)
+  for col, d in enumerate(ds):
+    ax, axf = axes[0, col], axes[1, col]
+    cs = [c for c in cells if c["d"] == d]
+    colors = plt.cm.tab10(np.arange(len(cs)) % 10)
+    for c, color in zip(cs, colors):
+      rv = np.asarray(c["r"], float)
+      lo, hi = c["slope_interval"]
+      ax.plot(rv, c["mean_sup_error"], "o-", color=color, ms=3,
+              label=f"P{c['poly']}: slope {c['slope']:.2f} [{lo:.2f}, {hi:.2f}]")
+      ax.plot(rv, c["bound"], "--", color=color, lw=1)
+      axf.plot(rv, c["fraction_max_by_r"], "o-", color=color, ms=3,
+               label=f"P{c['poly']}: C={c['sup_g']:.3g}")
+    rv = np.asarray(cs[0]["r"], float)
+    ax.plot(rv, cs[0]["mean_sup_error"][0] * np.sqrt(rv[0] / rv), "k:", lw=1,
+            label=r"$\propto r^{-1/2}$")
     ax.set(xscale="log", yscale="log", xlabel="number of random features r",
-           ylabel=f"sup over {config.num_test} x with ‖x‖≤1 of |f̂ − f|",
-           title=(f"{config.sigma}, d={c['d']}, deg P ≤ {config.k}: L={c['lipschitz']:.2f}, "
-                  f"C=sup|g|≈{c['sup_g']:.3g}"))
+           ylabel=f"sup-error (max over {config.num_test} x), mean over draws",
+           title=f"{config.sigma}, d={d}, deg P ≤ {config.k}: dashed LC/√r(4+√(2log1/δ)), "
+                 f"δ={config.delta}\n(slopes with {config.level:.0%} seed-bootstrap intervals)")
     ax.set_xscale("log", base=2)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7)
+    axf.axhline(1.0, color="r", lw=1, label="the bound")
+    axf.set(xscale="log", yscale="log", xlabel="number of random features r",
+            ylabel="sup-error / bound (max over draws)",
+            title=f"d={d}: how tight the bound is (L = {cs[0]['lipschitz']:.3g})")
+    axf.set_xscale("log", base=2)
+    axf.legend(fontsize=7)
+    for a in (ax, axf):
+      a.title.set_fontsize(8)
   _title(fig, summary)
   return fig
 
@@ -509,56 +580,152 @@ def polynomial_sgd(config: mlc.ConfigDict, rows: list[dict],
 @PLOTTERS.register("lazy_training")
 def lazy_training(config: mlc.ConfigDict, rows: list[dict],
                   summary: dict[str, Any]) -> plt.Figure:
-  """Movement, sign flips and full-vs-linearised gap vs width (log-log); test errors."""
-  fig, axes = plt.subplots(1, 3, figsize=(15, 4.5))
-  ax1, ax2, ax3 = axes
+  """Movement, sign flips and full-vs-linearised gap vs width (log-log, seed means with the
+  seeds' range) with the predicted slopes; each exponent's interval against its band; test
+  errors of the three regimes."""
+  fig, (ax1, ax2, ax3) = plt.subplots(1, 3, figsize=(15, 4.5))
   markers = dict(relu="o", sincos="s")
-  for act, v in summary["lazy"].items():
+  colors = dict(w_move_abs="C0", sign_flips="C3", out_gap="C2")
+  labels = dict(w_move_abs="‖W_T−W_0‖_F", sign_flips="sign-flip fraction",
+                out_gap="‖N_full − N_lin‖/‖N_full‖")
+  tol = summary.get("exponent_tolerance", config.exponent_tolerance)
+  ticks, tick_labels = [], []
+  for a_i, (act, v) in enumerate(summary["lazy"].items()):
     cs = v["cells"]
     rs = np.array([c["r"] for c in cs], float)
     mk = markers.get(act, "d")
-    for key, color, label in (("w_move", "C0", "‖W_T−W_0‖_F/‖W_0‖_F"),
-                              ("sign_flips", "C3", "sign-flip fraction"),
-                              ("out_gap", "C2", "‖N_full − N_lin‖/‖N_full‖")):
+    alpha = 0.9 if act == "relu" else 0.5
+    for key, color in colors.items():
+      e = v["exponents"][key]
       y = np.array([c[key] for c in cs])
-      ax1.plot(rs, y, mk + "-", color=color, alpha=0.9 if act == "relu" else 0.5,
-               label=f"{label} [{act}] ∝ r^{v[key + '_exponent']:.2f}")
-    ax1.plot(rs, cs[0]["w_move"] * (rs / rs[0]) ** -2.0, "k:", lw=1)
+      per_seed = [[float(x[key]) for x in rows if x.get("activation") == act
+                   and x["r"] == c["r"] and x["regime"] == "full"] for c in cs]
+      lo = [min(p) if p else np.nan for p in per_seed]
+      hi = [max(p) if p else np.nan for p in per_seed]
+      ax1.plot(rs, y, mk + "-", color=color, alpha=alpha,
+               label=f"{labels[key]} [{act}] ∝ r^{e['slope']:.2f}")
+      ax1.fill_between(rs, lo, hi, color=color, alpha=0.12)
+      if e["predicted"] is not None and y[-1] > 0:
+        ax1.plot(rs, y[-1] * (rs / rs[-1]) ** e["predicted"], ":", color=color, lw=1)
+      if e.get("verdict") is None:
+        continue
+      pos = len(ticks)
+      ticks.append(pos)
+      tick_labels.append(f"{key}\n[{act}]")
+      ax2.add_patch(matplotlib.patches.Rectangle((pos - 0.3, e["predicted"] - tol), 0.6,
+                                                 2 * tol, color="0.85", zorder=0))
+      ax2.plot([pos - 0.3, pos + 0.3], [e["predicted"]] * 2, "k-", lw=1)
+      ax2.errorbar([pos], [e["slope"]], yerr=[[e["slope"] - e["lo"]], [e["hi"] - e["slope"]]],
+                   fmt=mk, color=color, capsize=4,
+                   label=None if a_i else f"{labels[key]}")
+      ax2.annotate(e["verdict"], (pos, e["hi"]), textcoords="offset points", xytext=(0, 6),
+                   ha="center", fontsize=7)
     for regime, (color, style) in _REGIME_STYLE.items():
-      ax2.plot(rs, [c[f"{regime}_test_error"] for c in cs], color=color, marker=mk,
-               ls="-" if act == "relu" else "--", alpha=0.9 if act == "relu" else 0.5,
-               label=f"{regime} [{act}]")
-  ax1.plot([], [], "k:", label="r^−2 (prediction for w_move)")
-  ax1.set(xscale="log", yscale="log", xlabel="width r",
-          title=f"lazy training: η·r = {config.lr_times_r:g}, T = {config.steps}")
+      ax3.plot(rs, [c[f"{regime}_test_error"] for c in cs], color=color, marker=mk,
+               ls="-" if act == "relu" else "--", alpha=alpha, label=f"{regime} [{act}]")
+  ax1.plot([], [], "k:", label="predicted slope, through the largest width")
+  ax1.set(xscale="log", yscale="log", xlabel="width r")
+  ax1.set_title(f"η·r = {config.lr_times_r:g}, T = {config.steps}: seed means, range shaded",
+                fontsize=9)
   ax1.legend(fontsize=6.5)
-  ax2.set(xscale="log", xlabel="width r", ylabel="test 0-1 error",
-          title=f"polynomial task (d = {config.d}, degree {config.degree})")
-  ax2.legend(fontsize=7)
-  neuron = summary["neuron"]
-  rs = [n["r"] for n in neuron]
-  c_lr = config.neuron_lr_times_r
-  mean_field = config.get("neuron_w_lr_scaling", "lazy") == "mean_field"
-  w_lr = f"η_W = {c_lr:g}·r" if mean_field else f"η_W = {c_lr:g}/r"
-  lr_text = dict(full=f"{w_lr}, η_U = {c_lr:g}/r", linearized=f"{w_lr}, η_U = {c_lr:g}/r",
-                 random_features=f"W frozen, η_U = {c_lr:g}/r")
-  for regime, (color, style) in _REGIME_STYLE.items():
-    ax3.plot(rs, [max(n[f"{regime}_relative_error"], 1e-12) for n in neuron], style,
-             color=color, label=f"{regime}: {lr_text[regime]}")
-  for regime in ("random_features", "linearized"):
-    pts = [(n["r"], n[f"{regime}_best_fit_error"]) for n in neuron
-           if n.get(f"{regime}_best_fit_error") is not None]
-    if pts:
-      ax3.plot(*zip(*pts), ls="--", marker="x", color=_REGIME_STYLE[regime][0], lw=1,
-               label=f"{regime}: best readout of its fixed features")
-  ax3.axhline(config.neuron_tolerance, color="k", lw=1, ls=":",
-              label=f"learned: ≤ {config.neuron_tolerance}")
-  if "paper_relative_threshold" in summary:
-    ax3.axhline(summary["paper_relative_threshold"], color="0.5", lw=1, ls="-.",
-                label="limits theorem's per-neuron threshold")
-  ax3.set(xscale="log", yscale="log", xlabel="width r", ylabel="relative test error",
-          title=f"hard neuron, ‖w*‖ = d = {config.neuron_d}, T = {config.neuron_steps}, "
-                f"{'mean-field' if mean_field else 'lazy'} steps")
+  ax2.set_xticks(ticks)
+  ax2.set_xticklabels(tick_labels, fontsize=7)
+  ax2.set(ylabel="exponent in r")
+  ax2.set_title(f"fitted exponents, {100 * config.interval_level:.0f}% seed-bootstrap "
+                f"interval; grey: predicted ± {tol:g}", fontsize=9)
+  ax3.set(xscale="log", xlabel="width r", ylabel="test 0-1 error")
+  ax3.set_title(f"polynomial task (d = {config.d}, degree {config.degree})", fontsize=9)
   ax3.legend(fontsize=7)
+  _title(fig, summary)
+  return fig
+
+
+_RUN_STYLE = {("full", "lazy"): ("C0", "o-"), ("full", "mean_field"): ("C0", "o--"),
+              ("random_features", "frozen"): ("C1", "s-"),
+              ("linearized", "lazy"): ("C2", "^-"), ("linearized", "mean_field"): ("C2", "^--")}
+
+
+def _pos(v: Any, floor: float) -> float:
+  """v floored for a log axis; NaN (not drawn) for a diverged run (None)."""
+  return float("nan") if v is None else max(float(v), floor)
+
+
+def _run_label(regime: str, family: str) -> str:
+  return regime if family == "frozen" else f"{regime}, {family.replace('_', '-')} steps"
+
+
+@PLOTTERS.register("neuron_contrast")
+def neuron_contrast(config: mlc.ConfigDict, rows: list[dict],
+                    summary: dict[str, Any]) -> plt.Figure:
+  """Error on every ψ-neuron at the largest width (seed 0); error on the hardest ψ-neuron vs
+  width for each regime and step sizes, with the random-features best readout; training
+  curves on the hardest neuron at the largest width."""
+  fig, (ax1, ax2, ax3) = plt.subplots(1, 3, figsize=(17, 5))
+  eps = summary["threshold"]
+  cells = summary["cells"]
+  r_max = max(c["r"] for c in cells)
+  floor = eps * 1e-4
+  for (regime, family), (color, style) in _RUN_STYLE.items():
+    sel = sorted((x for x in rows if x["r"] == r_max and x["seed"] == 0
+                  and x["regime"] == regime and x["step_sizes"] == family),
+                 key=lambda x: x["kink"])
+    ax1.plot([x["kink"] for x in sel], [_pos(x["error"], floor) for x in sel], style,
+             color=color, ms=4, label=_run_label(regime, family))
+    if regime == "random_features":
+      ax1.plot([x["kink"] for x in sel], [max(float(x["best_fit_error"]), floor) for x in sel],
+               "x:", color=color, label="random features: best readout (exact, any weights)")
+  hard = [c for c in cells if c["r"] == r_max and c["seed"] == 0]
+  if hard:
+    ax1.axvline(hard[0]["kink"], color="0.5", lw=1, ls="--", label="hardest ψ-neuron")
+  ax1.axhline(eps, color="k", lw=1, ls=":", label=f"ε = 1/(50a²) = {eps:.2g}")
+  unresolved = [x["kink"] for x in rows if x["r"] == r_max and x["seed"] == 0
+                and x["regime"] == "random_features" and not x.get("mc_resolved", True)]
+  if unresolved:
+    ax1.axvspan(min(unresolved) - 0.1, max(unresolved) + 0.1, color="0.9", zorder=0,
+                label="too few active test inputs (Monte Carlo unresolved)")
+  ax1.set(yscale="log", xlabel="kink c_j / ‖w*‖", ylabel="test error E(N − f*_j)²")
+  ax1.set_title(f"all {summary['num_neurons']} ψ-neurons, d = {config.d}, r = {r_max}, seed 0",
+                fontsize=9)
+  ax1.legend(fontsize=6.5)
+  rs = sorted({c["r"] for c in cells})
+
+  def per_r(get):
+    vals = [[get(c) for c in cells if c["r"] == r] for r in rs]
+    return ([float(np.mean(v)) for v in vals], [float(np.min(v)) for v in vals],
+            [float(np.max(v)) for v in vals])    # NaN where a seed diverged
+
+  series = [(("full", "lazy"), lambda c: c["lazy"]["full"]["error"]),
+            (("full", "mean_field"), lambda c: c["mean_field"]["full"]["error"]),
+            (("random_features", "frozen"), lambda c: c["random_features"]["error"]),
+            (("linearized", "lazy"), lambda c: c["lazy"]["linearized"]["error"]),
+            (("linearized", "mean_field"), lambda c: c["mean_field"]["linearized"]["error"])]
+  for run, get in series:
+    color, style = _RUN_STYLE[run]
+    mean, lo, hi = per_r(lambda c: _pos(get(c), floor))
+    ax2.errorbar(rs, mean, yerr=[np.subtract(mean, lo), np.subtract(hi, mean)], fmt=style,
+                 color=color, capsize=3, label=_run_label(*run))
+  mean, lo, hi = per_r(lambda c: max(c["rf_best_fit_lower"], floor))
+  ax2.plot(rs, mean, "x:", color="C1", label="random features: certified best readout")
+  lin = [(c["r"], c["lin_best_fit_error"]) for c in cells if c["lin_best_fit_error"] is not None]
+  if lin:
+    ax2.plot(*zip(*lin), "+", color="C2", ls="none",
+             label="linearised: best readout (in-sample)")
+  ax2.axhline(eps, color="k", lw=1, ls=":", label="ε")
+  ax2.set(xscale="log", yscale="log", xlabel="width r", ylabel="test error on the hardest neuron")
+  ax2.set_title(f"hardest ψ-neuron (seed mean, range): lazy {summary['verdict']}, "
+                f"mean-field {summary['mean_field_verdict']}", fontsize=9)
+  ax2.legend(fontsize=6.5)
+  for c in hard:
+    for (regime, family), (color, style) in _RUN_STYLE.items():
+      sel = [x for x in rows if x["r"] == r_max and x["seed"] == c["seed"] and x["j"] == c["j"]
+             and x["regime"] == regime and x["step_sizes"] == family]
+      for x in sel:
+        ax3.plot(x["curve_steps"], [_pos(v, floor) for v in x["curve_error"]],
+                 style, color=color, ms=3, label=_run_label(regime, family))
+  ax3.axhline(eps, color="k", lw=1, ls=":", label="ε")
+  ax3.set(yscale="log", xlabel="SGD step", ylabel=f"error on {config.n_log} curve inputs")
+  ax3.set_title(f"hardest ψ-neuron, r = {r_max}, seed 0: batch {config.batch}, "
+                f"η·r = {config.lr_times_r:g}", fontsize=9)
+  ax3.legend(fontsize=6.5)
   _title(fig, summary)
   return fig

@@ -1,20 +1,24 @@
-"""The hard target ψ (PAPER.md §4.2) and its exact correlations with ridge features.
+"""The hard target ψ (docs/theory.md, 'ψ and Prop. 4.4') and its exact correlations with
+ridge features.
 
 ψ(z) = T(clip(z, -A, A)), T the triangle sine of period 4, A = 4m + 1. For U, V standard
 normal with corr(U, V) = ρ and a ridge feature h(sV + b) (h = relu or linear) we compute
   F = E[h(sV + b) ψ(RU)]
-exactly, down to values far below 1e-80 (PAPER §5 items 4-6, §8 notes 2 and 4):
+exactly, down to values far below 1e-80:
 
   For h = relu, s F(b/s) with F(β) = E[[V+β]_+ ψ(RU)] = ρ L / 2 + H(β) / 2, where
-  L = E[U ψ(RU)] (Stein, §5 item 6, plus its cut-off part) and H(β) = E[|V+β| ψ(RU)] is odd in β.
-  H/2 = T-part (Fourier series of T with the Faddeeva function, §5 item 5, using
-  G(ζ) = ζ + G(-ζ) so that w is only evaluated in the upper half-plane, §8 note 4)
-      + cut-off part ∫_{u > A/R} (ψ - T)(Ru) Ẽ(u) φ(u) du  (§8 note 2),
-  with Ẽ(u) = E[[V+β]_+|U=u] - E[[V+β]_+|U=-u] - ρu (§5 item 4), by Gauss-Legendre split at the
+  L = E[U ψ(RU)] (Stein, plus its cut-off part) and H(β) = E[|V+β| ψ(RU)] is odd in β.
+  H/2 = T-part (Fourier series of T with the Faddeeva function, using
+  G(ζ) = ζ + G(-ζ) so that w is only evaluated in the upper half-plane)
+      + cut-off part ∫_{u > A/R} (ψ - T)(Ru) Ẽ(u) φ(u) du,
+  with Ẽ(u) = E[[V+β]_+|U=u] - E[[V+β]_+|U=-u] - ρu, by Gauss-Legendre split at the
   kinks of T. Splitting off ρL/2 keeps the tiny bias-free part free of Faddeeva round-off.
   Where the series converges slowly (π²R²(1-ρ²)/8 < 1/2, |ρ| near 1) H/2 is instead integrated
   directly over all kinks of ψ(Ru), graded around the near-kink u = |β/ρ| of Ẽ.
-R, m and the activation are static (Python numbers / strings); s, b, ρ may be traced.
+These are the closed forms of the relu and linear activation records (`relu_psi_corr`,
+`linear_psi_corr`). An activation record without one gets F by split quadrature over ψ's
+kinks (docs/theory.md, 'Exact mode for any activation'), resolved to about 1e-15.
+R, m and the activation record are static; s, b, ρ may be traced.
 """
 import functools
 import math
@@ -47,14 +51,14 @@ _GL_X, _GL_W = np.polynomial.legendre.leggauss(_GL_N)
 
 
 class PsiParams(NamedTuple):
-  """R = |w*|, m the cut-off parameter, A = 4m + 1 (PAPER §4.2)."""
+  """R = |w*|, m the cut-off parameter, A = 4m + 1 (docs/theory.md, 'ψ and Prop. 4.4')."""
   R: float
   m: int
   A: int
 
 
 def psi_params(d: int) -> PsiParams:
-  """PsiParams(R=d, m=ceil(d^2/4), A=4m+1) (PAPER §4.2 'Parameters')."""
+  """PsiParams(R=d, m=ceil(d^2/4), A=4m+1) (m = ⌈d²/4⌉, docs/theory.md)."""
   m = -(-d * d // 4)
   return PsiParams(R=float(d), m=int(m), A=int(4 * m + 1))
 
@@ -72,7 +76,7 @@ def psi(z: ArrayLike, m: int) -> jax.Array:
 
 
 def relu_decomposition(m: int) -> tuple[float, np.ndarray, np.ndarray]:
-  """(const, coef_a, offsets_a), a = 4m + 2: ψ(z) = const + Σ coef_j [z - offsets_j]_+ (§4.2)."""
+  """(const, coef_a, offsets_a), a = 4m + 2: ψ(z) = const + Σ coef_j [z - offsets_j]_+ (P1)."""
   a_cut = 4 * m + 1
   j = np.arange(1, 4 * m + 1)
   offsets = np.concatenate([[-a_cut], -a_cut + 2.0 * j, [a_cut]]).astype(np.float64)
@@ -81,7 +85,8 @@ def relu_decomposition(m: int) -> tuple[float, np.ndarray, np.ndarray]:
 
 
 def psi_relu_sum(z: ArrayLike, m: int) -> jax.Array:
-  """ψ(z) from its a = 4m+2 ReLUs, accumulated sequentially in offset order (PAPER §8 note 8)."""
+  """ψ(z) from its a = 4m+2 ReLUs, accumulated sequentially in offset order (exact to
+  rounding)."""
   z = jnp.asarray(z)
   const, coefs, offsets = relu_decomposition(m)
   dt = jnp.result_type(z, 0.0)
@@ -152,7 +157,7 @@ def _bracket(z: jax.Array) -> jax.Array:
 
 
 def relu_fourier(lam: ArrayLike, b: ArrayLike, rho: ArrayLike) -> jax.Array:
-  """E[e^{iλU}[V + b]_+] = e^{-λ²/2} G(b + iλρ) (PAPER §5 item 5, §8 note 4), complex."""
+  """E[e^{iλU}[V + b]_+] = e^{-λ²/2} G(b + iλρ) , complex."""
   lam, b, rho = jnp.asarray(lam), jnp.asarray(b), jnp.asarray(rho)
   q2 = (1.0 - rho) * (1.0 + rho)
   s = jnp.where(b >= 0, 1.0, -1.0)
@@ -198,7 +203,7 @@ def _np_tail_nodes(R: float, m: int) -> tuple[np.ndarray, np.ndarray]:
 
 @functools.lru_cache(maxsize=None)
 def _lin_parts(R: float, m: int) -> tuple[float, float]:
-  """(L_T, L) with L_T = E[U T(RU)] (Stein series, §5 item 6) and L = E[U ψ(RU)] (+ cut-off)."""
+  """(L_T, L) with L_T = E[U T(RU)] (Stein series) and L = E[U ψ(RU)] (+ cut-off)."""
   k = np.arange(1, 4001, 2, dtype=np.float64)
   expo = -(k * np.pi * R) ** 2 / 8.0
   terms = np.where(expo > -745.0, (-1.0) ** ((k - 1) / 2) / k * np.exp(np.maximum(expo, -745.0)),
@@ -210,12 +215,12 @@ def _lin_parts(R: float, m: int) -> tuple[float, float]:
 
 
 def linear_correlation(R: float, m: int) -> float:
-  """E[U ψ(RU)], U ~ N(0,1) (Stein series plus the cut-off part, PAPER §8 note 2)."""
+  """E[U ψ(RU)], U ~ N(0,1) (Stein series plus the cut-off part)."""
   return _lin_parts(float(R), int(m))[1]
 
 
 def psi_norm_sq(R: float, m: int) -> float:
-  """E[ψ(RU)^2] = 1/3 + Σ 4(-1)^n/(n²π²) e^{-n²π²R²/2} + cut-off part (PAPER §4.2 P2, §8 note 1)."""
+  """E[ψ(RU)^2] = 1/3 + Σ 4(-1)^n/(n²π²) e^{-n²π²R²/2} + cut-off part (P2)."""
   R, m = float(R), int(m)
   n = np.arange(1, 20001, dtype=np.float64)
   expo = -(n * np.pi * R) ** 2 / 2.0
@@ -230,7 +235,7 @@ def psi_norm_sq(R: float, m: int) -> float:
 # Correlation of ψ(RU) with [V + β]_+.
 
 def _cond_odd(u: jax.Array, beta: jax.Array, rho: jax.Array, q: jax.Array) -> jax.Array:
-  """Ẽ(u) = E[[V+β]_+|U=u] - E[[V+β]_+|U=-u] - ρu (PAPER §5 item 4).
+  """Ẽ(u) = E[[V+β]_+|U=u] - E[[V+β]_+|U=-u] - ρu .
 
   Written as q[H((β+ρu)/q) - H((β-ρu)/q)] with the even H(t) = G(t) - t/2 = φ(|t|) +
   |t| erf(|t|/√2)/2, so that Ẽ is exactly 0 for β = 0 (bias-free ReLUs carry only the
@@ -274,7 +279,7 @@ def _relu_corr_unit(beta: jax.Array, rho: jax.Array, q: jax.Array, R: float, m: 
     return u, w * _cond_odd(u, beta, rho, q) * gaussian.norm_pdf(u)
 
   def series():
-    # Fourier / Faddeeva T-part of H/2 (PAPER §5 item 5, §8 note 4).
+    # Fourier / Faddeeva T-part of H/2 .
     k = np.arange(1, 2 * _SERIES_TERMS, 2, dtype=np.float64)
     coef = jnp.asarray(8.0 / np.pi**2 * (-1.0) ** ((k - 1) / 2) / k**2, dt)
     lam = jnp.asarray(k * np.pi * R / 2.0, dt)
@@ -283,7 +288,7 @@ def _relu_corr_unit(beta: jax.Array, rho: jax.Array, q: jax.Array, R: float, m: 
     e_h = (jnp.exp(-0.5 * lam * lam * q * q - 0.5 * beta * beta - 1j * beta * lam * rho)
            * _bracket(z) / _SQRT2)
     t_half = jnp.sum(coef * jnp.imag(e_h)) + s * rho * l_t / 2.0
-    # The cut-off part (ψ - T)(Ru) lives on the tail u > A/R only (PAPER §8 note 2).
+    # The cut-off part (ψ - T)(Ru) lives on the tail u > A/R only .
     u, base = split_quadrature(all_br[all_br >= a_r - 1e-15], a_r)
     cut_w = jnp.where(u > a_r, psi(R * u, m) - triangle(R * u), 0.0)
     return t_half + jnp.sum(base * cut_w)
@@ -304,24 +309,60 @@ def _relu_corr_unit(beta: jax.Array, rho: jax.Array, q: jax.Array, R: float, m: 
   return rho * l_full / 2.0 + value
 
 
-def _check_act(activation: str) -> None:
-  if activation not in ("relu", "linear"):
-    raise ValueError(f"unknown activation {activation!r}; expected 'relu' or 'linear'")
-
-
-def _corr_sbq(s, b, rho, q, R: float, m: int, activation: str, branch: str = "auto") -> jax.Array:
-  """E[h(sV + b) ψ(RU)] with q = √(1-ρ²) passed explicitly (precise near |ρ| = 1)."""
-  if activation == "linear":   # E[(sV + b) ψ(RU)] = s ρ E[U ψ(RU)]  (Stein; E ψ = 0 by oddness)
-    return s * rho * _lin_parts(R, m)[1]
-  beta = b / s
+def relu_psi_corr(s, b, rho, q, R: float, m: int, branch: str = "auto") -> jax.Array:
+  """E[[sV + b]_+ ψ(RU)] = s F(b/s), the ReLU record's closed form (Faddeeva series)."""
   f = jnp.vectorize(lambda bb, rr, qq: _relu_corr_unit(bb, rr, qq, R, m, branch))
-  return s * f(beta, rho, q)
+  return s * f(b / s, rho, q)
+
+
+def linear_psi_corr(s, b, rho, q, R: float, m: int, branch: str = "auto") -> jax.Array:
+  """E[(sV + b) ψ(RU)] = s ρ E[U ψ(RU)] (Stein; E ψ = 0 by oddness), the linear record's."""
+  del b, q, branch
+  return s * rho * _lin_parts(R, m)[1]
+
+
+def _quad_psi_unit(act: Any, s, b, rho, q, R: float, m: int) -> jax.Array:
+  """E[σ(sV + b) ψ(RU)] by split quadrature, scalars: ψ odd, so
+  F = ∫_{u>0} ψ(Ru) [M(u) − M(−u)] φ(u) du with M(u) = E_Z σ(s(ρu + qZ) + b), the outer
+  panels split at ψ(Ru)'s kinks (up to u = _U_DIRECT), the inner at σ's kinks."""
+  dt = s.dtype
+  br = _breaks(R, m)
+  br = np.append(br[br < _U_DIRECT], min(float(br[-1]), _U_DIRECT))
+  lo, hi = br[:-1, None], br[1:, None]
+  qs = jnp.where(q > 0, q, 1.0)
+  kinks = (jnp.asarray(act.gaussian.kinks, dt) if act.gaussian.kinks
+           else jnp.zeros((0,), dt))
+  # M(u) turns within q/|ρ| of ±u_κ, u_κ = ((κ − b)/s)/ρ: graded breaks there (|u| side).
+  near = jnp.clip(jnp.abs(gaussian.near_kinks(kinks, s, b, rho, q)), 0.0, float(br[-1]))
+  br = jnp.sort(jnp.concatenate([jnp.asarray(br, dt), near]))
+  lo, hi = br[:-1, None], br[1:, None]
+  u = (0.5 * (lo + hi) + 0.5 * (hi - lo) * jnp.asarray(_GL_X, dt)[None, :]).ravel()
+  wu = (0.5 * (hi - lo) * jnp.asarray(_GL_W, dt)[None, :]).ravel()
+
+  def cond_mean(ui):
+    z, wz = gaussian._split_nodes(((kinks - b) / s - rho * ui) / qs, dt, gaussian._Q_N2)
+    smooth = jnp.sum(wz * act.fn(s * (rho * ui + qs * z) + b))
+    return jnp.where(q > 0, smooth, act.fn(s * rho * ui + b))
+
+  odd = jax.vmap(cond_mean)(u) - jax.vmap(cond_mean)(-u)
+  return jnp.sum(wu * psi(R * u, m) * odd * gaussian.norm_pdf(u))
+
+
+def _corr_sbq(s, b, rho, q, R: float, m: int, act: Any, branch: str = "auto") -> jax.Array:
+  """E[h(sV + b) ψ(RU)] with q = √(1-ρ²) passed explicitly (precise near |ρ| = 1); the
+  record's closed form `psi_corr` if it has one, split quadrature otherwise."""
+  rule = act.gaussian.psi_corr
+  if rule is not None:
+    return rule(s, b, rho, q, R, m, branch)
+  return jnp.vectorize(lambda *a: _quad_psi_unit(act, *a, R, m))(s, b, rho, q)
 
 
 def ridge_correlation(s: ArrayLike, b: ArrayLike, rho: ArrayLike, R: float, m: int,
-                      activation: str = "relu") -> jax.Array:
-  """E[h(sV + b) ψ(RU)], corr(U, V) = ρ, s > 0, h in {relu, linear}; broadcasts over (s, b, ρ)."""
-  _check_act(activation)
+                      activation: Any = "relu") -> jax.Array:
+  """E[h(sV + b) ψ(RU)], corr(U, V) = ρ, s > 0, h any activation with exact mode (a record or
+  a registered name); broadcasts over (s, b, ρ)."""
+  gaussian.require_x64("psi.ridge_correlation")
+  activation = gaussian.activation_record(activation)
   s, b, rho = jnp.asarray(s), jnp.asarray(b), jnp.asarray(rho)
   dt = jnp.result_type(s, b, rho, 0.0)
   s, b, rho = jnp.broadcast_arrays(s.astype(dt), b.astype(dt), jnp.clip(rho.astype(dt), -1, 1))
@@ -347,7 +388,8 @@ def _mean_abs_jit(s, b, d, R, m, activation):
   wt = (0.5 * (hi - lo) * _TAU_GL_W[None, :]).ravel()
   t = tau * tau
   one_m_r2 = t * (2.0 - t)
-  # p_d(ρ) dρ with ρ = 1 - τ²: dρ = 2τ dτ (PAPER §4.2); the factor 2 below is for ρ < 0 (|F| even).
+  # p_d(ρ) dρ with ρ = 1 - τ²: dρ = 2τ dτ (docs/theory.md, 'Sampled w* underestimate the
+  # mean'); the factor 2 below is for ρ < 0 (|F| even).
   log_beta = math.lgamma(0.5) + math.lgamma((d - 1) / 2.0) - math.lgamma(d / 2.0)
   dens = np.exp((d - 3) / 2.0 * np.log(one_m_r2) - log_beta) * 2.0 * tau
   # The nodes are static, so each is assigned to its branch here and only that one is built.
@@ -363,17 +405,16 @@ def _mean_abs_jit(s, b, d, R, m, activation):
       parts.append(_corr_sbq(jnp.full_like(rho, s), jnp.full_like(rho, b), rho, q, R, m,
                              activation, branch))
   f = jnp.concatenate(parts)
-  if activation == "linear":
-    norm = jnp.sqrt(s * s + b * b)
-  else:
-    norm = jnp.sqrt(gaussian.relu_gauss_second(s, b))
+  norm = jnp.sqrt(gaussian.act_second(activation, s, b))
   return 2.0 * jnp.sum(jnp.asarray(wt * dens, dt) * jnp.abs(f)) / norm
 
 
 def mean_abs_correlation(s: ArrayLike, b: ArrayLike, d: int, R: float, m: int,
-                         activation: str = "relu") -> jax.Array:
-  """E_{w* ~ U(R S^{d-1})} |<f, ψ_{w*}>| / ||f|| for f = h(s<v,x> + b), |v| = 1 (PAPER §4.2)."""
-  _check_act(activation)
+                         activation: Any = "relu") -> jax.Array:
+  """E_{w* ~ U(R S^{d-1})} |<f, ψ_{w*}>| / ||f|| for f = h(s<v,x> + b), |v| = 1, h any
+  activation with exact mode (docs/theory.md, 'Sampled w* underestimate the mean')."""
+  gaussian.require_x64("psi.mean_abs_correlation")
+  activation = gaussian.activation_record(activation)
   if d < 2:
     raise ValueError(f"d must be >= 2, got {d}")
   s, b = jnp.asarray(s), jnp.asarray(b)
@@ -383,7 +424,7 @@ def mean_abs_correlation(s: ArrayLike, b: ArrayLike, d: int, R: float, m: int,
 
 def psi_target_cross(form: Any, w_star_d: ArrayLike, m: int, R: float | None = None) -> jax.Array:
   """c_r = E[f_i(x) ψ(<w*, x>)] for ridge features f_i = act(<w_i,x> + b_i); R = |w*| (static)."""
-  _check_act(form.activation)
+  gaussian.require_x64("psi.psi_target_cross")
   w_dr, b_r = jnp.asarray(form.w_dr), jnp.asarray(form.b_r)
   w_star_d = jnp.asarray(w_star_d)
   dt = jnp.result_type(w_dr, b_r, w_star_d, 0.0)
@@ -416,6 +457,7 @@ def coupling_correlation(w_star_kd: ArrayLike, j_r: ArrayLike, m: int,
   j_r: [r] int coordinates j of the features. Returns [k, r] (or [r]): w*_{k, j} L / (2R) with
   L = E[U ψ(RU)] (`linear_correlation`). Divide by √COUPLING_NORM_SQ for unit-norm features.
   """
+  gaussian.require_x64("psi.coupling_correlation")
   w_star_kd = jnp.asarray(w_star_kd)
   w_star_kd = w_star_kd.astype(jnp.result_type(w_star_kd, 0.0))
   if R is None:

@@ -1,9 +1,17 @@
-"""A plain name -> item registry that refuses duplicates."""
+"""A plain name -> item registry; registering a taken name replaces it with a warning.
+
+Replacing (rather than refusing) lets a notebook cell that registers a component run twice.
+"""
 from __future__ import annotations
 
+import warnings
 from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
+
+
+class RegistryWarning(UserWarning):
+  """A registered name was registered again and replaced."""
 
 
 class Registry(Generic[T]):
@@ -19,8 +27,9 @@ class Registry(Generic[T]):
       return lambda it: self.register(name, it)
     if not isinstance(name, str) or not name:
       raise ValueError(f"{self.kind} name must be a non-empty string, got {name!r}")
-    if name in self._items:
-      raise KeyError(f"{self.kind} {name!r} already registered")
+    if name in self._items and self._items[name] is not item:
+      warnings.warn(f"{self.kind} {name!r} was already registered; replacing it",
+                    RegistryWarning, stacklevel=2)
     self._items[name] = item
     return item
 

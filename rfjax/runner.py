@@ -21,17 +21,21 @@ that returns none is an error (`check_verdict`). The report and the figure title
 
 Checkpoints: an experiment registered with `checkpoints=True` gets a directory
 `<experiment>/checkpoints/<cell>/` in which it saves a long computation (orbax) and from
-which a rerun continues it; the runner removes it once the cell's rows are written.
+which a rerun continues it; the runner removes it once the cell's rows are written
+(rfjax.checkpoints: with several processes only in a workdir they all share, a bucket).
+
+Workdirs anywhere: every file goes through rfjax.results' paths (etils.epath), so the
+workdir can be a local directory or a bucket (`gs://bucket/dir`) with the same resume
+guarantees (rows one object per cell there; see rfjax.results).
 """
 from __future__ import annotations
 
 import json
 import math
 import os
-import re
-import shutil
 import tempfile
 import time
+import uuid
 from collections.abc import Sequence
 from typing import Any
 
@@ -40,6 +44,7 @@ import ml_collections as mlc
 import numpy as np
 from absl import logging
 
+from rfjax import checkpoints
 from rfjax import experiments
 from rfjax import plots
 from rfjax import results
@@ -79,18 +84,19 @@ def check(config: mlc.ConfigDict, workdir: str) -> list[tuple[str, mlc.ConfigDic
       raise ConfigError(prefix + e.field, str(e).split(": ", 1)[1]) from None
   _check_workdir(workdir)
   for name, sub in pairs:
-    saved = os.path.join(workdir, sub.experiment, "config.json")
-    if os.path.exists(saved):
-      with open(saved) as f:
-        if f.read() != _config_text(sub):
-          raise ConfigError("workdir", f"{saved} holds results of a different config; "
-                            "rerun with the same config or use a new --workdir")
+    saved = results.join(workdir, sub.experiment, "config.json")
+    if results.exists(saved) and results.read_text(saved) != _config_text(sub):
+      raise ConfigError("workdir", f"{saved} holds results of a different config; "
+                        "rerun with the same config or use a new --workdir")
   return pairs
 
 
 def _check_workdir(workdir: str) -> None:
   if not workdir:
     raise ConfigError("workdir", "is required (--workdir=DIR)")
+  if results.is_remote(workdir):
+    _check_remote_workdir(workdir)
+    return
   path = os.path.abspath(workdir)
   while not os.path.exists(path):
     path = os.path.dirname(path)
@@ -104,29 +110,45 @@ def _check_workdir(workdir: str) -> None:
     raise ConfigError("workdir", f"{path} is not writable") from None
 
 
+def _check_remote_workdir(workdir: str) -> None:
+  """Writes, reads back and removes one probe object under `workdir`."""
+  probe = results.join(workdir, f".rfjax-probe-{uuid.uuid4().hex}")
+  try:
+    results.write_atomic(probe, "probe")
+    ok = results.read_text(probe) == "probe"
+    results.as_path(probe).unlink(missing_ok=True)
+  except Exception as e:  # noqa: BLE001 - no client library, no credentials, no bucket.
+    hint = (" (install the cloud extra: pip install 'rfjax[cloud]')"
+            if isinstance(e, (ImportError, ValueError)) else "")
+    raise ConfigError("workdir", f"{workdir} is not writable: {type(e).__name__}: "
+                      f"{' '.join(str(e).split())[:200]}{hint}") from None
+  if not ok:
+    raise ConfigError("workdir", f"{workdir} did not read back what was written")
+
+
 def run_experiment(config: mlc.ConfigDict, workdir: str) -> dict:
   """Runs (or resumes) one experiment into `<workdir>/<experiment>/`; returns its summary."""
   name = config.experiment
   exp = experiments.get(name)
-  outdir = os.path.join(workdir, name)
-  path = os.path.join(outdir, "results.jsonl")
+  outdir = results.join(workdir, name)
+  path = results.join(outdir, "results.jsonl")
   is_writer = jax.process_index() == 0       # every process computes, process 0 writes
   rows: list[dict] = []
   if is_writer:
-    os.makedirs(outdir, exist_ok=True)
-    results.write_atomic(os.path.join(outdir, "config.json"), _config_text(config))
+    results.makedirs(outdir)
+    results.write_atomic(results.join(outdir, "config.json"), _config_text(config))
     rows = results.load_rows(path)
   grid = exp.cells(config)
   done = _agree_on_done(grid, name, results.completed_cells(rows))
   root = jax.random.key(config.seed)
-  t_start = time.time()
+  t_start, computed = time.time(), 0
   for i, cell in enumerate(grid):
     key = results.cell_key(name, cell)
     if key in done:
       continue
     t0 = time.time()
     cell_root = experiments.cell_prng_key(root, name, cell)
-    ckpt = _checkpoint_dir(outdir, key) if exp.checkpoints else None
+    ckpt = checkpoints.cell_dir(outdir, key) if exp.checkpoints else None
     if ckpt:
       cell_rows = exp.run_cell(config, cell, cell_root, checkpoint_dir=ckpt)
     else:
@@ -140,16 +162,19 @@ def run_experiment(config: mlc.ConfigDict, workdir: str) -> dict:
     if is_writer:
       rows.extend(results.append_cell(path, key, cell_rows))
     if ckpt:                                 # the rows are safe: the checkpoint is spent
-      shutil.rmtree(ckpt, ignore_errors=True)
-    logging.info("%s: cell %d/%d %s done in %.1fs", name, i + 1, len(grid), key,
-                 time.time() - t0)
+      checkpoints.remove(ckpt)
+    computed += 1
+    logging.info("%s", progress_line(name, i + 1, len(grid), key, time.time() - t0,
+                                     time.time() - t_start, computed, len(grid) - len(done)))
   if not is_writer:       # the other processes took part in every cell's computation
     return dict(experiment=name, holds=None, verdict=None, measured="written by process 0")
   order = {results.cell_key(name, c): i for i, c in enumerate(grid)}
-  rows = sorted((r for r in rows if r["cell"] in order), key=lambda r: order[r["cell"]])
+  rows = sorted(rows, key=lambda r: order.get(r["cell"], len(order)))
+  results.consolidate(path, rows)            # an object store's cell objects, merged
+  rows = [r for r in rows if r["cell"] in order]
   failed = [dict(cell=r["cell"], failure=r["failure"]) for r in rows if "failure" in r]
   rows = [r for r in rows if "failure" not in r]
-  figure = os.path.join(outdir, f"{name}.png")
+  figure = results.join(outdir, f"{name}.png")
   summary = dict(experiment=name)
   if rows:
     try:
@@ -167,19 +192,47 @@ def run_experiment(config: mlc.ConfigDict, workdir: str) -> dict:
   summary["failed_cells"] = len(failed)
   summary["failed"] = failed
   summary["wall_seconds_this_run"] = round(time.time() - t_start, 2)
-  results.write_atomic(os.path.join(outdir, "summary.json"),
+  results.write_atomic(results.join(outdir, "summary.json"),
                        json.dumps(results.to_json(summary), indent=1, sort_keys=True))
   try:
     if not rows:
       raise ValueError("no rows to draw")
-    plots.save(name, config, rows, summary, figure)
+    _save_figure(name, config, rows, summary, figure)
   except Exception:  # noqa: BLE001 - a figure of a partial grid may not be drawable.
     if not failed:
       raise
     logging.warning("%s: no figure (%d failed cells)", name, len(failed))
-    if os.path.exists(figure):             # never leave a figure of other rows behind
-      os.unlink(figure)
+    results.as_path(figure).unlink(missing_ok=True)   # never leave a figure of other rows
   return summary
+
+
+def progress_line(name: str, index: int, total: int, key: str, cell_s: float, elapsed_s: float,
+                  computed: int, to_compute: int) -> str:
+  """'<experiment> [index/total] <cell> done in 3.2s, elapsed 5s, ETA 1m05s' (the ETA from the
+  mean time of the cells computed in this run, times the cells left to compute)."""
+  left = max(to_compute - computed, 0)
+  eta = elapsed_s / max(computed, 1) * left
+  return (f"{name} [{index}/{total}] {key} done in {cell_s:.1f}s, "
+          f"elapsed {_duration(elapsed_s)}, ETA {_duration(eta)}")
+
+
+def _duration(seconds: float) -> str:
+  m, s = divmod(int(round(seconds)), 60)
+  return f"{m}m{s:02d}s" if m else f"{s}s"
+
+
+def _save_figure(name: str, config: mlc.ConfigDict, rows: list[dict], summary: dict,
+                 figure: str) -> None:
+  """plots.save into the workdir: directly on a local disk, else drawn locally and written
+  as one object."""
+  if not results.is_remote(figure):
+    plots.save(name, config, rows, summary, figure)
+    return
+  with tempfile.TemporaryDirectory(prefix="rfjax-figure-") as tmp:
+    local = os.path.join(tmp, f"{name}.png")
+    plots.save(name, config, rows, summary, local)
+    with open(local, "rb") as f:
+      results.write_atomic(figure, f.read())
 
 
 def check_verdict(name: str, summary: dict[str, Any]) -> dict[str, Any]:
@@ -212,14 +265,6 @@ def _inconclusive_for_failed(summary: dict[str, Any], num_failed: int,
       "inconclusive", reasons=reasons,
       would_fail_if=summary.get("would_fail_if") or "not judged: no summary of the cells",
       departures=summary.get("departures") or "not judged: no summary of the cells")
-
-
-def _checkpoint_dir(outdir: str, cell_key: str) -> str | None:
-  """`<outdir>/checkpoints/<cell>` for a single-process run; None with several processes
-  (each would need the same shared directory; they resume by cell instead)."""
-  if jax.process_count() > 1:
-    return None
-  return os.path.join(outdir, "checkpoints", re.sub(r"[^A-Za-z0-9._=-]+", "_", cell_key))
 
 
 def nonfinite_fields(rows: Sequence[dict]) -> list[tuple[str, dict]]:
@@ -258,8 +303,8 @@ def error_row(cell_key: str, cell: dict, rows: Sequence[dict],
 
 
 # Fields that tell a cell's rows apart, in the order they appear in a row key.
-ROW_ID_FIELDS = ("regime", "target", "mode", "feature", "sigma", "kink", "r", "B", "C", "u0_norm",
-                 "seed", "step")
+ROW_ID_FIELDS = ("regime", "step_sizes", "target", "mode", "feature", "sigma", "kink", "r", "B",
+                 "C", "u0_norm", "seed", "step")
 
 
 def row_keys(cell_key: str, cell: dict, rows: Sequence[dict]) -> list[str]:
@@ -283,15 +328,14 @@ def _agree_on_done(grid: Sequence[dict], name: str, done: set[str]) -> set[str]:
 
 def write_report(workdir: str, names: Sequence[str] | None = None) -> str:
   """Writes `<workdir>/report.md` from every summary.json under it; returns its path."""
-  names = sorted(n for n in os.listdir(workdir)
-                 if os.path.exists(os.path.join(workdir, n, "summary.json"))) \
+  names = sorted(p.name for p in results.as_path(workdir).iterdir()
+                 if results.exists(results.join(workdir, p.name, "summary.json"))) \
       if names is None else list(names)
   lines = ["# rfjax report", "",
            "| experiment | verdict | measured |", "|---|---|---|"]
   blocks = []
   for name in names:
-    with open(os.path.join(workdir, name, "summary.json")) as f:
-      s = json.load(f)
+    s = json.loads(results.read_text(results.join(workdir, name, "summary.json")))
     verdict = verdict_of(s)
     shown = {"holds": "holds", "fails": "**FAILS**"}.get(verdict, "inconclusive")
     lines.append(f"| [{name}](#{name}) | {shown} | {s.get('measured', '')} |")
@@ -303,7 +347,7 @@ def write_report(workdir: str, names: Sequence[str] | None = None) -> str:
                f"- departures from the theorem's regime: {s.get('departures', '(not recorded)')}"]
     blocks += [f"- reason: {r}" for r in s.get("verdict_reasons", ())]
     blocks += ["", f"![{name}]({name}/{name}.png)", ""]
-  path = os.path.join(workdir, "report.md")
+  path = results.join(workdir, "report.md")
   results.write_atomic(path, "\n".join(lines + [""] + blocks))
   return path
 
@@ -319,7 +363,7 @@ def run_all(config: mlc.ConfigDict, workdir: str) -> dict[str, Any]:
   """Checks, then runs every experiment of `config`, then writes the report."""
   pairs = check(config, workdir)
   if jax.process_index() == 0:
-    os.makedirs(workdir, exist_ok=True)
+    results.makedirs(workdir)
   summaries = {}
   for name, sub in pairs:
     logging.info("running %s", sub.experiment)

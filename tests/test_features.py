@@ -14,6 +14,9 @@ from scipy import stats
 
 from rfjax import distributions
 from rfjax import features
+from rfjax import gaussian
+from rfjax import registry
+from rfjax import testing
 
 BUILTIN = ["coupling", "deep_net", "kernel_points", "linear_sphere", "relu_biased", "relu_cube",
            "relu_gauss", "relu_sphere", "rff", "tanh_cube"]
@@ -29,96 +32,7 @@ def _x(n: int = 4, d: int = D, seed: int = 1) -> jax.Array:
 
 
 # ----------------------------------------------------------------------------------------------
-# Generic checks, as functions so that an externally registered map can run them too.
-
-
-def _check_shapes(name: str) -> None:
-  fm = features.get(name)
-  x = _x()
-  phi = fm.apply(fm.init(jax.random.key(0), D, R_SMALL), x)
-  chex.assert_shape(phi, (4, R_SMALL))
-  chex.assert_tree_all_finite(phi)
-  chex.assert_shape(fm.apply(fm.init(jax.random.key(0), 1, 1), _x(2, 1)), (2, 1))
-  if fm.kernel is not None:
-    chex.assert_shape(fm.kernel(x, _x(5, seed=2)), (4, 5))
-
-
-def _check_keys(name: str) -> None:
-  fm = features.get(name)
-  x = _x()
-  p0 = fm.init(jax.random.key(0), D, R_SMALL)
-  chex.assert_trees_all_equal(p0, fm.init(jax.random.key(0), D, R_SMALL))
-  np.testing.assert_array_equal(fm.apply(p0, x), fm.apply(p0, x))
-  p1 = fm.init(jax.random.key(1), D, R_SMALL)
-  assert not np.array_equal(fm.apply(p0, x), fm.apply(p1, x))
-
-
-def _check_jit(name: str) -> None:
-  fm = features.get(name)
-  x = _x()
-  params = fm.init(jax.random.key(0), D, R_SMALL)
-  params_jit = jax.jit(fm.init, static_argnums=(1, 2))(jax.random.key(0), D, R_SMALL)
-  chex.assert_trees_all_close(params_jit, params, rtol=1e-12, atol=1e-14)
-  np.testing.assert_allclose(jax.jit(fm.apply)(params, x), fm.apply(params, x),
-                             rtol=1e-12, atol=1e-14)
-  if fm.kernel is not None:
-    np.testing.assert_allclose(jax.jit(fm.kernel)(x, x), fm.kernel(x, x), rtol=1e-12, atol=1e-14)
-
-
-def _check_vmap(name: str) -> None:
-  fm = features.get(name)
-  x = _x()
-  keys = jax.random.split(jax.random.key(5), 2)
-  params_s = jax.vmap(lambda k: fm.init(k, D, R_SMALL))(keys)
-  phi_snr = jax.vmap(fm.apply, in_axes=(0, None))(params_s, x)
-  chex.assert_shape(phi_snr, (2, 4, R_SMALL))
-  for s in range(2):
-    np.testing.assert_allclose(phi_snr[s], fm.apply(fm.init(keys[s], D, R_SMALL), x),
-                               rtol=1e-12, atol=1e-14)
-
-
-def _check_bad_dims(name: str) -> None:
-  fm = features.get(name)
-  for bad in (0, -1, 2.5, True, None):
-    with pytest.raises(ValueError, match="d must be a positive integer"):
-      fm.init(jax.random.key(0), bad, 4)
-    with pytest.raises(ValueError, match="r must be a positive integer"):
-      fm.init(jax.random.key(0), 3, bad)
-
-
-def _check_kernel_mc(name: str, r: int = 20_000, z: float = 5.0) -> None:
-  """Closed-form kernel within z Monte Carlo standard errors of the mean over r own features."""
-  fm = features.get(name)
-  if fm.kernel is None:
-    pytest.skip(f"{name} has no closed-form kernel")
-  x = _x(4)
-  phi_nr = np.asarray(fm.apply(fm.init(jax.random.key(11), D, r), x))
-  prod_rnn = phi_nr.T[:, :, None] * phi_nr.T[:, None, :]
-  mc_nn = prod_rnn.mean(axis=0)
-  se_nn = prod_rnn.std(axis=0) / math.sqrt(r)
-  k_nn = np.asarray(fm.kernel(x, x))
-  np.testing.assert_array_less(np.abs(mc_nn - k_nn), z * se_nn + 1e-12)
-  # A kernel is symmetric and positive semi-definite.
-  np.testing.assert_allclose(k_nn, k_nn.T, rtol=1e-12, atol=1e-14)
-  assert np.linalg.eigvalsh(k_nn).min() > -1e-12 * np.abs(k_nn).max()
-
-
-def _check_ridge(name: str) -> None:
-  fm = features.get(name)
-  if fm.ridge is None:
-    pytest.skip(f"{name} is not a ridge family")
-  x = np.asarray(_x())
-  params = fm.init(jax.random.key(0), D, R_SMALL)
-  form = fm.ridge(params)
-  assert isinstance(form, features.RidgeForm)
-  chex.assert_shape([form.w_dr, form.b_r], [(D, R_SMALL), (R_SMALL,)])
-  assert form.activation in ("relu", "linear")
-  act = {"relu": lambda z: np.maximum(z, 0), "linear": lambda z: z}[form.activation]
-  want = act(x @ np.asarray(form.w_dr) + np.asarray(form.b_r)[None, :])
-  np.testing.assert_allclose(fm.apply(params, x), want, rtol=1e-12, atol=1e-14)
-
-
-_GENERIC = [_check_shapes, _check_keys, _check_jit, _check_vmap, _check_bad_dims]
+# Generic checks: rfjax.testing.check_feature_map, one check per test.
 
 
 def test_builtin_names_registered():
@@ -137,19 +51,9 @@ def test_unknown_name_lists_known():
 
 
 @pytest.mark.parametrize("name", features.names())
-@pytest.mark.parametrize("check", _GENERIC, ids=lambda c: c.__name__[len("_check_"):])
-def test_generic(name, check):
-  check(name)
-
-
-@pytest.mark.parametrize("name", features.names())
-def test_kernel_matches_monte_carlo(name):
-  _check_kernel_mc(name)
-
-
-@pytest.mark.parametrize("name", features.names())
-def test_ridge_form_matches_apply(name):
-  _check_ridge(name)
+@pytest.mark.parametrize("check", list(testing.CHECKS))
+def test_conformance(name, check):
+  testing.check_feature_map(name, d=D, r=R_SMALL, checks=[check])
 
 
 @pytest.mark.parametrize("name", BUILTIN)
@@ -201,13 +105,13 @@ def test_arccos_kernel_zero_vector():
   np.testing.assert_array_equal(k, np.zeros((1, 2)))
 
 
-def test_relu_gauss_kernel_matches_gaussian_module():
-  gaussian = pytest.importorskip("rfjax.gaussian")
-  if not hasattr(gaussian, "arccos1"):
-    pytest.skip("rfjax.gaussian.arccos1 not written yet")
-  x, y = _x(4, 5), _x(3, 5, seed=3)
-  np.testing.assert_allclose(features._arccos1_local(x, y), gaussian.arccos1(x, y),
-                             rtol=1e-12, atol=1e-14)
+def test_relu_gauss_kernel_is_the_relu_cross_moment():
+  """arccos1(x, y) = E[<g,x>_+ <g,y>_+] = relu_relu(|x|, 0, |y|, 0, cos) (bivariate normal)."""
+  x, y = np.asarray(_x(4, 5)), np.asarray(_x(3, 5, seed=3))
+  nx, ny = np.linalg.norm(x, axis=1)[:, None], np.linalg.norm(y, axis=1)[None, :]
+  want = gaussian.relu_relu(nx, 0.0, ny, 0.0, (x @ y.T) / (nx * ny))
+  np.testing.assert_allclose(features.get("relu_gauss").kernel(x, y), want, rtol=1e-12,
+                             atol=1e-14)
 
 
 def test_relu_sphere_kernel_vs_disk_quadrature():
@@ -387,10 +291,7 @@ def test_register_from_outside():
   features.register(name, fm)
   try:
     assert features.get(name) is fm and name in features.names()
-    for check in _GENERIC + [_check_kernel_mc]:
-      check(name)
-    with pytest.raises(pytest.skip.Exception):
-      _check_ridge(name)
+    testing.check_feature_map(name, d=D, r=R_SMALL)
   finally:
     features.FEATURE_MAPS.unregister(name)
   assert name not in features.names()
@@ -398,10 +299,15 @@ def test_register_from_outside():
     features.get(name)
 
 
-def test_duplicate_and_bad_registration_refused():
-  with pytest.raises(KeyError, match="already registered"):
-    features.register("relu_sphere", features.get("relu_gauss"))
-  assert features.get("relu_sphere").kernel is not features.get("relu_gauss").kernel
+def test_reregistration_replaces_with_warning_and_bad_registration_refused():
+  old = features.get("relu_sphere")
+  try:
+    with pytest.warns(registry.RegistryWarning, match="'relu_sphere' was already registered"):
+      features.register("relu_sphere", features.get("relu_gauss"))
+    assert features.get("relu_sphere").kernel is features.get("relu_gauss").kernel
+  finally:
+    features.FEATURE_MAPS._items["relu_sphere"] = old       # restore without a warning
+  assert features.get("relu_sphere") is old
   with pytest.raises(TypeError, match="must be a FeatureMap"):
     features.register("not_a_map", (_quad_init, _quad_apply))
   assert "not_a_map" not in features.names()

@@ -199,7 +199,8 @@ def _gram_all_blocks(form, chunk):
       d, nc, chunk).transpose(1, 0, 2)
   b_cc = jnp.pad(b_r, (0, pad)).reshape(nc, chunk)
   ii, jj = np.triu_indices(nc)
-  blocks = jnp.stack([gaussian._relu_gram_rows(w_cdc[i], b_cc[i], w_cdc[j], b_cc[j])
+  blocks = jnp.stack([gaussian._gram_rows(gaussian.relu_relu, w_cdc[i], b_cc[i], w_cdc[j],
+                                          b_cc[j])
                       for i, j in zip(ii, jj)])
   g = jnp.zeros((nc, nc, chunk, chunk), blocks.dtype)
   g = g.at[ii, jj].set(blocks).at[jj, ii].set(blocks.transpose(0, 2, 1))
@@ -224,7 +225,8 @@ def test_streamed_relu_gram_lowers_to_one_buffer():
   r, chunk = 2048, 128
   w = jax.ShapeDtypeStruct((3, r), jnp.float64)
   b = jax.ShapeDtypeStruct((r,), jnp.float64)
-  compiled = jax.jit(gaussian._relu_gram_blocks, static_argnums=2).lower(w, b, chunk).compile()
+  compiled = jax.jit(gaussian._gram_blocks, static_argnums=(0, 3)).lower(
+      gaussian.relu_relu, w, b, chunk).compile()
   mem = compiled.memory_analysis()
   if mem is None:
     pytest.skip("no memory analysis on this backend")

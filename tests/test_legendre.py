@@ -138,7 +138,49 @@ def test_sup_estimate_between_sample_and_bounds():
   grid_sup = float(np.abs(np.asarray(legendre.g_hat(cons.j_td, b, jnp.asarray(v)))).max())
   assert sup >= grid_sup * (1 - 1e-3)
   assert sup <= float(legendre.abs_coefficient_sum(b)) + 1e-9
-  assert float(legendre.abs_coefficient_sum(b)) <= legendre.bound_g(1.0, cons.a_k, d, k, cons.K)
+  assert float(legendre.g_l2(cons.j_td, b)) <= grid_sup
+  # at K = k (ĝ of the degree of P) the triangle inequality gives Σ|b_J| ≤ C_P(k)
+  cons_k, b_k = legendre.construct(poly, "exp", d, K=k)
+  assert cons_k.a_k == 2.0
+  assert float(np.abs(b_k).sum()) <= legendre.bound_g(1.0, cons_k.a_k, d, k)
+
+
+def test_bound_forms_and_l2_norm():
+  # C_P(k) = α A_k (3(1+√2))^k × C(d+k, k) or (d+1)^k × d^{k/2}
+  assert legendre.bound_g(0.5, 6.0, 8, 3) == pytest.approx(
+      0.5 * 6 * (3 + 3 * math.sqrt(2))**3 * 165 * 8**1.5, rel=1e-14)
+  assert legendre.bound_g(0.5, 6.0, 8, 3, "power") == pytest.approx(
+      0.5 * 6 * (3 + 3 * math.sqrt(2))**3 * 9**3 * 8**1.5, rel=1e-14)
+  with pytest.raises(ValueError, match="bound form"):
+    legendre.bound_g(1.0, 1.0, 2, 1, "K")
+  # ‖ĝ‖₂ by orthogonality against tensor Gauss–Legendre quadrature (exact for degree ≤ 2·6)
+  d = 3
+  cons, b = legendre.construct({(1, 1, 0): 1.0, (0, 0, 2): -0.7, (0, 0, 0): 0.2}, "exp", d, K=5)
+  v, w = _tensor_grid(d, 8)
+  gv = np.asarray(legendre.g_hat(cons.j_td, jnp.asarray(b), jnp.asarray(v)))
+  np.testing.assert_allclose(float(legendre.g_l2(cons.j_td, jnp.asarray(b))),
+                             math.sqrt(np.sum(w * gv**2)), rtol=1e-12)
+
+
+def test_truncation_residual_bound():
+  """The certified bound sits above the residual measured on many points of the sphere, and
+  is 0 for a polynomial σ truncated at its own degree."""
+  assert legendre.remainder_derivative_bound("exp", 4) == pytest.approx(math.e)
+  assert legendre.remainder_derivative_bound("sincos", 4) == pytest.approx(math.sqrt(2))
+  assert legendre.remainder_derivative_bound("poly3", 3) == 0.0
+  assert legendre.remainder_derivative_bound("poly3", 1) == pytest.approx(2.0)   # σ'' = 1 + z
+  assert legendre.truncation_residual_factor("poly3", 4, 3) == 0.0
+  x = np.random.default_rng(0).normal(size=(4000, 3))
+  x /= np.linalg.norm(x, axis=1, keepdims=True)
+  for sigma in ("exp", "sincos"):
+    for K in (2, 3, 5):
+      poly = {(1, 0, 0): 0.4, (0, 1, 1): -0.3, (0, 0, 0): 0.3}
+      cons, b = legendre.construct(poly, sigma, 3, K=K)
+      fx = np.asarray(legendre.integral(sigma, cons.j_td, jnp.asarray(b), jnp.asarray(x)))
+      px = 0.4 * x[:, 0] - 0.3 * x[:, 1] * x[:, 2] + 0.3
+      bound = float(legendre.g_l2(cons.j_td, jnp.asarray(b))) * \
+          legendre.truncation_residual_factor(sigma, 3, K)
+      assert 0 < np.abs(fx - px).max() <= bound
 
 
 def test_unsupported_monomial_and_non_polynomial_errors():

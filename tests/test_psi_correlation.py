@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose
 
+from rfjax import api
 from rfjax import psi
 from rfjax import sweep
 from rfjax import validation
@@ -87,8 +88,8 @@ def test_exact_matches_monte_carlo_on_the_same_draws(feature):
   d, key = 2, jax.random.key(7)
   exact = pc.exact_values(sweep.seed_keys(key, 1), d=d, feature=feature, num_features=4,
                           num_w_star=8)
-  mc = pc._mc_seed(sweep.seed_keys(key, 1)[0], d=d, feature=feature, num_features=4,
-                   num_w_star=8, n=2**18, chunk=2**14)
+  mc = api.psi_correlation_mc(sweep.seed_keys(key, 1)[0], d=d, feature=feature, num_features=4,
+                              num_w_star=8, n=2**18, chunk=2**14)
   got = float(np.mean(exact["exact_sampled"][0]))
   assert abs(got - float(mc["monte_carlo"])) < 4 * float(mc["stderr"]), feature
   assert float(mc["stderr"]) < 0.1 * float(mc["monte_carlo"])

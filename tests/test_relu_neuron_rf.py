@@ -172,6 +172,35 @@ def test_verdict_holds_fails_or_is_inconclusive():
   assert s["holds"] is False
 
 
+def test_rate_uses_the_median_over_w_star():
+  """A d where a minority of w* is certified out of reach still has a finite median and
+  enters the rate; one where half or more are out of reach, or one is unresolved, does not."""
+  from conftest import load_config  # pylint: disable=import-outside-toplevel
+  config = load_config("relu_neuron_rf")
+  config.features, config.targets, config.eps_psi = ("relu_biased",), ("psi",), (1 / 6,)
+  n = config.num_w_star
+  rows = _synthetic(config, {2: 30.0, 3: 500.0, 4: 9000.0})
+  last = [x for x in rows if x["d"] == 4]
+  last[0].update(status="not_reachable", rB_min=None)     # 1 of n out of reach at d = 4
+  part = rn.summarize(config, rows)["parts"]["relu_biased/psi/ε=0.166667"]
+  assert part["resolved_ds"] == [2, 3, 4] and part["verdict"] == "holds"
+  # Its median: the remaining seven spread 1.1^(s − 2), s = 1..7, and one above them all.
+  vals = sorted([9000.0 * 1.1 ** (s - 2) for s in range(1, n)] + [config.rB_max])
+  med = np.quantile(vals, 0.5, method="inverted_cdf")
+  slope = np.polyfit([2, 3, 4], np.log([np.quantile([30.0 * 1.1 ** (s - 2) for s in range(n)], 0.5),
+                                        np.quantile([500.0 * 1.1 ** (s - 2) for s in range(n)], 0.5),
+                                        np.median(vals)]), 1)[0]
+  assert med > 9000.0 and part["rate_per_d"] == pytest.approx(slope, rel=1e-12)
+  for x in last[: n // 2]:                                   # half out of reach: no median
+    x.update(status="not_reachable", rB_min=None)
+  part = rn.summarize(config, rows)["parts"]["relu_biased/psi/ε=0.166667"]
+  assert part["resolved_ds"] == [2, 3] and part["verdict"] == "inconclusive"
+  rows = _synthetic(config, {2: 30.0, 3: 500.0, 4: 9000.0})
+  next(x for x in rows if x["d"] == 3).update(status="unresolved", rB_min=None)
+  part = rn.summarize(config, rows)["parts"]["relu_biased/psi/ε=0.166667"]
+  assert part["resolved_ds"] == [2, 4] and part["unresolved_ds"] == [3]
+
+
 def test_bad_config_is_refused():
   from conftest import load_config  # pylint: disable=import-outside-toplevel
   from rfjax import validation  # pylint: disable=import-outside-toplevel

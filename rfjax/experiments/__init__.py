@@ -67,3 +67,4 @@ from rfjax.experiments import integral_rep  # noqa: E402,F401
 from rfjax.experiments import polynomial_sgd  # noqa: E402,F401
 from rfjax.experiments import rf_concentration  # noqa: E402,F401
 from rfjax.experiments import lazy_training  # noqa: E402,F401
+from rfjax.experiments import neuron_contrast  # noqa: E402,F401

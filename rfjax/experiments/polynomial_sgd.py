@@ -26,7 +26,6 @@ from __future__ import annotations
 import functools
 import itertools
 import math
-import os
 from typing import Any, NamedTuple
 
 import jax
@@ -36,6 +35,7 @@ import numpy as np
 from absl import logging
 
 from rfjax import activations
+from rfjax import checkpoints
 from rfjax import distributions
 from rfjax import experiments
 from rfjax import legendre
@@ -210,13 +210,6 @@ def _segment_seed(key: jax.Array, states: dict, J_md: jax.Array, c_m: jax.Array,
   return out_states, logs
 
 
-def _checkpoint_manager(directory: str):
-  import orbax.checkpoint as ocp        # only runs that checkpoint pay for the import
-  options = ocp.CheckpointManagerOptions(max_to_keep=1, enable_async_checkpointing=False,
-                                         cleanup_tmp_directories=True)
-  return ocp, ocp.CheckpointManager(os.path.abspath(directory), options=options)
-
-
 def _common(config: mlc.ConfigDict, r: int) -> dict[str, Any]:
   return dict(d=config.d, r=r, activation=config.activation, lr=config.lr_times_r / r,
               n_monitor=config.n_monitor, n_probe=config.n_probe)
@@ -241,7 +234,7 @@ def _train(config: mlc.ConfigDict, r: int, u0_norm: float, keys: jax.Array, J_md
   leaves, treedef = jax.tree.flatten(states)
   done, manager = 0, None
   if checkpoint_dir and config.checkpoint_every:
-    ocp, manager = _checkpoint_manager(checkpoint_dir)
+    ocp, manager = checkpoints.manager(checkpoint_dir)
     step = manager.latest_step()
     if step is not None:
       saved = manager.restore(step, args=ocp.args.StandardRestore(dict(leaves=leaves, logs=logs)))
@@ -438,7 +431,7 @@ def run_cell(config: mlc.ConfigDict, cell: dict[str, Any], key: jax.Array,
     rows.append(dict(r=r, regime="polynomial", seed=seed, test_hinge=hinge, test_hinge_se=se))
   steps = np.arange(config.steps // config.log_every + 1) * config.log_every
   for i, u0 in enumerate(config.u0_norms):
-    ckpt = os.path.join(checkpoint_dir, f"u0_{i}") if checkpoint_dir else None
+    ckpt = results.join(checkpoint_dir, f"u0_{i}") if checkpoint_dir else None
     logs, states = _train(config, r, u0, keys, J, c, ckpt)
     margins = sweep.over_seeds(functools.partial(
         _final_seed, d=config.d, r=r, activation=config.activation, n_test=config.n_test),

@@ -6,7 +6,8 @@ uniform on the sphere of radius R = d. For each feature family the measured
   m_d = E_{w*}|<f, ψ_{w*}>| / ‖f‖      (averaged over the drawn features f)
 
 is tested against the proposition's bound √(20 e^{−c d}) (property 3):
-- in exact mode, for ridge features f = h(<w,x> + b) (h = ReLU or linear) as a 1-D integral
+- in exact mode, for ridge features f = h(<w,x> + b) (h any activation whose record has exact
+  mode: closed forms for ReLU and linear, float64 quadrature otherwise) as a 1-D integral
   over ρ = <w, w*>/(‖w‖R) with its density p_d (`exact`), and as an average over sampled w*
   of exact correlations (`exact_sampled`, which underestimates the mean at large d,
   docs/theory.md, 'Sampled w* underestimate the mean'); and for coupling features
@@ -14,6 +15,9 @@ is tested against the proposition's bound √(20 e^{−c d}) (property 3):
   norm is exactly 1/√2 (docs/theory.md, 'Coupling features and odd targets'; psi.coupling_*);
 - by Monte Carlo over x for any feature map (`monte_carlo`), where its noise floor allows:
   a Monte Carlo value counts as resolved only above mc_resolve_factor (3) standard errors.
+Rows carry the mode, the method (closed_form, quadrature, monte_carlo) and the precision: the
+float64 rounding of a closed form, api.QUADRATURE_ATOL for quadrature (values at or below it
+are unresolved and left out of the fits), the standard error in Monte Carlo.
 
 The rate: least squares of log m_d against d over the resolved d gives a slope; c = −2·slope is
 the rate of the bound's form m_d ≈ √(C e^{−c d}), with a percentile-bootstrap interval over the
@@ -34,6 +38,7 @@ import jax.numpy as jnp
 import ml_collections as mlc
 import numpy as np
 
+from rfjax import api
 from rfjax import experiments
 from rfjax import features
 from rfjax import gaussian
@@ -50,20 +55,20 @@ BOUND_CONST = 20.0            # E_{w*}|<f, ψ_{w*}>| <= √(20 ‖f‖² e^{−c
 EXACT_SPECIAL = ("coupling",)
 
 
-def _unit_w_star(key: jax.Array, d: int, num: int) -> jax.Array:
-  """[num, d] w* uniform on the sphere of radius d."""
-  g = jax.random.normal(key, (num, d), jnp.float64)
-  return d * g / jnp.linalg.norm(g, axis=1, keepdims=True)
-
-
 def _draw_keys(key: jax.Array) -> tuple[jax.Array, jax.Array]:
   """Keys for the features and the w* draws: the same in exact and Monte Carlo mode."""
   return jax.random.fold_in(key, 0), jax.random.fold_in(key, 1)
 
 
 def exact_capable(name: str) -> bool:
-  """Whether feature family `name` has an exact mode here (a ridge form, or EXACT_SPECIAL)."""
-  return name in EXACT_SPECIAL or features.get(name).ridge is not None
+  """Whether feature family `name` has an exact mode here (a ridge form whose activation
+  record has exact mode, or EXACT_SPECIAL)."""
+  return name in EXACT_SPECIAL or api.feature_mode(name)[0] == "exact"
+
+
+def exact_method(name: str) -> str:
+  """"closed_form" or "quadrature" for an exact-capable family."""
+  return "closed_form" if name in EXACT_SPECIAL else api.feature_mode(name)[1]
 
 
 def _exact_draws(key: jax.Array, *, d: int, feature: str, num_features: int,
@@ -78,12 +83,12 @@ def _exact_draws(key: jax.Array, *, d: int, feature: str, num_features: int,
     form = fm.ridge(params)
     w_dr, b_r = form.w_dr, form.b_r
   return dict(w_dr=w_dr.astype(jnp.float64), b_r=b_r.astype(jnp.float64),
-              w_star_kd=_unit_w_star(k_star, d, num_w_star))
+              w_star_kd=api.w_star_sphere(k_star, d, num_w_star))
 
 
 @functools.partial(jax.jit, static_argnames=("d", "activation"))
 def _ridge_exact(w_sdr: jax.Array, b_sr: jax.Array, w_star_skd: jax.Array, *, d: int,
-                 activation: str) -> tuple[jax.Array, jax.Array]:
+                 activation: Any) -> tuple[jax.Array, jax.Array]:
   """Per seed and feature: (ρ-integral, sampled-w* mean) of |<f_i, ψ_{w*}>| / ‖f_i‖, [s, r] each.
 
   One program per (d, activation, shapes): ridge families that share them (relu_sphere and
@@ -117,10 +122,9 @@ def _coupling_exact(w_star_skd: jax.Array, *, d: int, num_features: int
   return jnp.broadcast_to(integral, sampled_sr.shape), sampled_sr
 
 
-def _activation(feature: str) -> str:
-  """The ridge activation ("relu" / "linear") of a ridge family (from a one-feature draw)."""
-  fm = features.get(feature)
-  return fm.ridge(fm.init(jax.random.key(0), 2, 1)).activation
+def _activation(feature: str) -> Any:
+  """The activation record of a ridge family (from a one-feature draw)."""
+  return api.ridge_activation(feature)
 
 
 def exact_values(keys: jax.Array, *, d: int, feature: str, num_features: int,
@@ -144,45 +148,6 @@ def exact_values(keys: jax.Array, *, d: int, feature: str, num_features: int,
               exact_sampled=np.asarray(sampled, np.float64))
 
 
-def _mc_seed(key: jax.Array, *, d: int, feature: str, num_features: int, num_w_star: int,
-             n: int, chunk: int) -> dict[str, jax.Array]:
-  """Monte Carlo E|<f, ψ_{w*}>|/‖f‖ over n Gaussian inputs, streamed in chunks.
-
-  Returns monte_carlo (mean over live features and w* of |corr|), stderr (mean per-pair
-  standard error of corr), num_dead (features that vanish on every sample, left out), and
-  corr, corr_stderr [r', k] (the per-pair estimates, 0 for dead features).
-  """
-  (k_feat, k_star), k_x = _draw_keys(key), jax.random.fold_in(key, 2)
-  pp = psi.psi_params(d)
-  fm = features.get(feature)
-  params = fm.init(k_feat, d, num_features)
-  w_star_kd = _unit_w_star(k_star, d, num_w_star)
-
-  def body(acc, i):
-    x_nd = jax.random.normal(jax.random.fold_in(k_x, i), (chunk, d), jnp.float64)
-    phi_nr = fm.apply(params, x_nd).astype(jnp.float64)
-    psi_nk = psi.psi(jnp.dot(x_nd, w_star_kd.T, precision=HIGHEST), pp.m)
-    cross = jnp.dot(phi_nr.T, psi_nk, precision=HIGHEST)              # [r, k]
-    cross2 = jnp.dot((phi_nr**2).T, psi_nk**2, precision=HIGHEST)     # for the s.e.
-    return (acc[0] + cross, acc[1] + cross2, acc[2] + jnp.sum(phi_nr**2, axis=0)), None
-
-  num_features_out = fm.apply(params, jnp.zeros((1, d), jnp.float64)).shape[1]
-  zeros = (jnp.zeros((num_features_out, num_w_star)), jnp.zeros((num_features_out, num_w_star)),
-           jnp.zeros((num_features_out,)))
-  (cross, cross2, ff), _ = jax.lax.scan(body, zeros, jnp.arange(n // chunk))
-  total = (n // chunk) * chunk
-  # A feature that vanishes on every sample (a dead ReLU unit) is f = 0: it has no unit-norm
-  # version, so it is left out of the means (and counted).
-  alive_r = ff > 0
-  norm_r = jnp.sqrt(jnp.where(alive_r, ff, 1.0) / total)
-  corr = jnp.where(alive_r[:, None], cross / total / norm_r[:, None], 0.0)
-  stderr = jnp.sqrt(jnp.maximum(cross2 / total - (cross / total) ** 2, 0.0) / total)
-  stderr = jnp.where(alive_r[:, None], stderr / norm_r[:, None], 0.0)
-  num_pairs = jnp.sum(alive_r) * num_w_star
-  return dict(monte_carlo=jnp.sum(jnp.abs(corr)) / num_pairs, stderr=jnp.sum(stderr) / num_pairs,
-              num_dead=jnp.sum(~alive_r), corr=corr, corr_stderr=stderr)
-
-
 @functools.lru_cache(maxsize=None)
 def psi_checks(d: int) -> dict[str, float]:
   """P1 and P2 at d: ‖ψ_{w*}‖², max |ψ − its ReLU sum| on a fine grid over [−A−2, A+2], and
@@ -203,8 +168,8 @@ def validate(config: mlc.ConfigDict) -> None:
   for name in config.exact_features:
     if not exact_capable(name):
       raise validation.ConfigError(
-          "exact_features", f"{name!r} has no exact mode (no ridge form, not one of "
-          f"{', '.join(EXACT_SPECIAL)}); use mc_features")
+          "exact_features", f"{name!r} has no exact mode (no ridge form with an exact-mode "
+          f"activation, not one of {', '.join(EXACT_SPECIAL)}); use mc_features")
   validation.one_of("mc_features", config.mc_features, features.names())
   validation.positive_ints("num_seeds", config.num_seeds)
   validation.positive_ints("mc_num_seeds", config.mc_num_seeds)
@@ -237,21 +202,31 @@ def run_cell(config: mlc.ConfigDict, cell: dict[str, Any], key: jax.Array) -> li
     keys = sweep.seed_keys(key, config.num_seeds)
     out = exact_values(keys, d=d, feature=feature, num_features=config.num_features,
                        num_w_star=config.num_w_star)
+    method = exact_method(feature)
+
+    def precision(value: float) -> float:
+      return api.QUADRATURE_ATOL if method == "quadrature" else api.CLOSED_FORM_RTOL * value
+
     for s in range(config.num_seeds):
-      rows.append(dict(base, seed=s, mode="exact", mean_abs_corr=float(np.mean(out["exact"][s])),
-                       num_features=config.num_features, w_star="rho_integral"))
-      rows.append(dict(base, seed=s, mode="exact_sampled",
-                       mean_abs_corr=float(np.mean(out["exact_sampled"][s])),
-                       num_features=config.num_features, w_star=config.num_w_star))
+      value = float(np.mean(out["exact"][s]))
+      rows.append(dict(base, seed=s, mode="exact", mean_abs_corr=value, method=method,
+                       precision=precision(value), num_features=config.num_features,
+                       w_star="rho_integral"))
+      value = float(np.mean(out["exact_sampled"][s]))
+      rows.append(dict(base, seed=s, mode="exact_sampled", mean_abs_corr=value, method=method,
+                       precision=precision(value), num_features=config.num_features,
+                       w_star=config.num_w_star))
   else:
     keys = sweep.seed_keys(key, config.mc_num_seeds)
-    fn = functools.partial(_mc_seed, d=d, feature=feature, num_features=config.num_features,
+    fn = functools.partial(api.psi_correlation_mc, d=d, feature=feature,
+                           num_features=config.num_features,
                            num_w_star=config.num_w_star, n=config.mc_n, chunk=config.mc_chunk)
     out = sweep.over_seeds(fn, keys)
     for s in range(config.mc_num_seeds):
       rows.append(dict(base, seed=s, mode="monte_carlo",
                        mean_abs_corr=float(out["monte_carlo"][s]),
                        mc_stderr=float(out["stderr"][s]), mc_n=config.mc_n,
+                       method="monte_carlo", precision=float(out["stderr"][s]),
                        mc_dead_features=int(out["num_dead"][s]),
                        num_features=config.num_features, w_star=config.num_w_star))
   return rows
@@ -265,7 +240,7 @@ def _per_seed(rows: list[dict], mode: str, feature: str, field: str = "mean_abs_
   """{d: [per-seed values]} for one mode and feature, d ascending."""
   by_d: dict[int, list[float]] = {}
   for r in rows:
-    if r["mode"] == mode and r["feature"] == feature:
+    if r["mode"] == mode and r["feature"] == feature and field in r:
       by_d.setdefault(int(r["d"]), []).append(float(r[field]))
   return dict(sorted(by_d.items()))
 
@@ -338,7 +313,9 @@ def summarize(config: mlc.ConfigDict, rows: list[dict]) -> dict[str, Any]:
   for f in config.exact_features:
     seeds = _per_seed(rows, "exact", f)
     curve = {d: float(np.mean(v)) for d, v in seeds.items()}
-    ok = [d for d, v in curve.items() if math.isfinite(v) and v > 0]
+    # Below its precision (quadrature: api.QUADRATURE_ATOL) a value is unresolved.
+    floor = {d: max(p) for d, p in _per_seed(rows, "exact", f, "precision").items()}
+    ok = [d for d, v in curve.items() if math.isfinite(v) and v > 0 and v > floor.get(d, 0.0)]
     fit = bound_fit(ok, [seeds[d] for d in ok], level=level, num_boot=nb)
     verdict, why = _family_verdict(fit, min_ds)
     fits[f] = dict(fit, mode="exact", unresolved_ds=[d for d in curve if d not in ok],

@@ -11,8 +11,11 @@ The fit is min_{u, u0} E(Σ u_i f_i + u0 − y)² s.t. |u_i| ≤ B, solved exact
 (rfjax.boxqp): r·min B is bracketed to a factor `bracket_ratio` between a B whose certified
 lower bound is above ε and a B whose error is at most ε; "not reachable" means the certified
 lower bound at r·B = rB_max is above ε. Moments are exact Gaussian expectations for ridge
-families (rfjax.gaussian, rfjax.psi) and Monte Carlo otherwise (fitted on one sample, the
-reaching point scored on an independent one with its standard error).
+families whose activation record has exact mode (rfjax.gaussian, rfjax.psi: closed forms, or
+float64 quadrature at the record's kinks) and Monte Carlo otherwise (fitted on one sample, the
+reaching point scored on an independent one with its standard error). Every row says its mode,
+method (closed_form, quadrature, monte_carlo) and precision (float64 rounding, the quadrature
+floor api.QUADRATURE_ATOL, or the held-out standard error).
 """
 from __future__ import annotations
 
@@ -25,6 +28,7 @@ import jax.numpy as jnp
 import ml_collections as mlc
 import numpy as np
 
+from rfjax import api
 from rfjax import boxqp
 from rfjax import experiments
 from rfjax import features
@@ -46,8 +50,7 @@ _HI = jax.lax.Precision.HIGHEST
 
 def w_stars(key: jax.Array, d: int, num: int) -> np.ndarray:
   """[num, d] w* uniform on the sphere of radius R = d (float64)."""
-  g = jax.random.normal(key, (num, d), jnp.float64)
-  return np.asarray(d * g / jnp.linalg.norm(g, axis=1, keepdims=True))
+  return np.asarray(api.w_star_sphere(key, d, num))
 
 
 def neuron_offsets(d: int) -> np.ndarray:
@@ -184,7 +187,7 @@ def validate(config: mlc.ConfigDict) -> None:
   validation.fractions("rate_level", [config.rate_level], low=0.0, high=1.0)
   validation.one_of("verdict_features", config.verdict_features, config.features)
   for f in config.verdict_features:
-    if features.get(f).ridge is None:
+    if not exact(f):
       raise validation.ConfigError("verdict_features", f"{f!r} has no exact mode; the verdict "
                                    "families must be exact (ridge) families")
   validation.one_of("verdict_targets", config.verdict_targets, config.targets)
@@ -193,8 +196,8 @@ def validate(config: mlc.ConfigDict) -> None:
 
 
 def exact(feature: str) -> bool:
-  """Exact mode (closed-form moments) for ridge families, sample mode otherwise."""
-  return features.get(feature).ridge is not None
+  """Exact mode for ridge families whose activation record has it, sample mode otherwise."""
+  return api.feature_mode(feature)[0] == "exact"
 
 
 def cells(config: mlc.ConfigDict) -> list[dict[str, Any]]:
@@ -229,7 +232,7 @@ def run_cell(config: mlc.ConfigDict, cell: dict[str, Any], key: jax.Array) -> li
   w_star_sd = w_stars(k_star, d, config.num_w_star)
   specs = _targets(d, w_star_sd, kinds)
   fm = features.get(feature)
-  params = fm.init(k_feat, d, r, dtype=jnp.float64)
+  params = api.init_float64(fm, k_feat, d, r)
   mode = "exact" if exact(feature) else "sample"
   if mode == "exact":
     probs = _exact_problems(params, feature, d, w_star_sd, specs)
@@ -310,7 +313,8 @@ def run_cell(config: mlc.ConfigDict, cell: dict[str, Any], key: jax.Array) -> li
     held = {c[0]: (float(m), float(s)) for c, m, s in zip(cands, np.asarray(mean_k),
                                                            np.asarray(se_k))}
   rows = []
-  base = dict(feature=feature, d=d, r=r, mode=mode, rB_max=config.rB_max,
+  method = api.feature_mode(feature)[1] if mode == "exact" else "monte_carlo"
+  base = dict(feature=feature, d=d, r=r, mode=mode, method=method, rB_max=config.rB_max,
               mc_n_fit=config.mc_n_fit if mode == "sample" else 0,
               mc_n_test=config.mc_n_test if mode == "sample" else 0)
   for s in range(config.num_w_star):
@@ -342,6 +346,10 @@ def _row(base: dict, s: int, kind: str, eps: float, group: list, held: dict, fix
   row = dict(base, seed=s, target=kind, eps=eps, yy=p.yy, **_min_B_fields(res, r))
   row["status"] = status
   row["relative_ls_error"] = res.ls_error / p.yy
+  # The moments' precision: float64 rounding (closed forms), the quadrature floor, or (below)
+  # the held-out standard error of the least-squares fit (Monte Carlo).
+  row["precision"] = {"closed_form": api.CLOSED_FORM_RTOL,
+                      "quadrature": api.QUADRATURE_ATOL}.get(base["method"], None)
   row["max_gap_relative"] = max(g["res"].max_gap / g["p"].yy for _, g in group)
   if kind == "neuron":
     # Searched: every j, or (once one is certified out of reach) only those j.
@@ -356,7 +364,7 @@ def _row(base: dict, s: int, kind: str, eps: float, group: list, held: dict, fix
                fixed_gap=f.gap, fixed_resolved=bool(f.gap <= config.gap_tol * p.yy))
   if base["mode"] == "sample":
     ls_mean, ls_se = held[("ls", o["t"])]
-    row.update(heldout_ls_error=ls_mean, heldout_ls_se=ls_se)
+    row.update(heldout_ls_error=ls_mean, heldout_ls_se=ls_se, precision=ls_se)
     if ("hi", k) in held:
       hi_mean, hi_se = held[("hi", k)]
       row.update(heldout_error_hi=hi_mean, heldout_se_hi=hi_se)
@@ -402,10 +410,16 @@ def _rate_part(table_fte: dict[int, dict[int, dict]], rows: list[dict], r: int,
                config: mlc.ConfigDict) -> dict[str, Any]:
   """The rate of r·min B in d at width r for one (feature, target, ε), and its verdict."""
   ds = sorted(d for d, by_r in table_fte.items() if r in by_r)
-  resolved = [d for d in ds if table_fte[d][r]["reached"] == table_fte[d][r]["n"]]
-  unreachable = [d for d in ds if table_fte[d][r]["not_reachable"] == table_fte[d][r]["n"]]
-  unresolved = [d for d in ds if table_fte[d][r]["unresolved"] > 0]
-  groups = [[x["rB_min"] for x in rows if x["d"] == d and x["r"] == r] for d in resolved]
+  # A d enters the rate when every w* is resolved (reached, or certified not reachable) and
+  # more than half reach ε, so that the median over w* is a certified finite value. A w* that
+  # is certified not reachable has r·min B = ∞ at this r; in the bootstrap it stands at
+  # rB_max, a lower bound of that, so its resamples understate the growth, never overstate it.
+  cell = {d: table_fte[d][r] for d in ds}
+  resolved = [d for d in ds if cell[d]["unresolved"] == 0 and 2 * cell[d]["reached"] > cell[d]["n"]]
+  unreachable = [d for d in ds if cell[d]["not_reachable"] == cell[d]["n"]]
+  unresolved = [d for d in ds if cell[d]["unresolved"] > 0]
+  groups = [[x["rB_min"] if x["status"] == "reached" else config.rB_max
+             for x in rows if x["d"] == d and x["r"] == r] for d in resolved]
   rate = stats.loglinear_rate(resolved, groups, level=config.rate_level)
   reasons = []
   # Reached by every w* at some d while certifiably out of reach for every w* at a smaller d.
@@ -416,7 +430,7 @@ def _rate_part(table_fte: dict[int, dict[int, dict]], rows: list[dict], r: int,
                    f"d = {inverted[0][0]}")
   elif len(resolved) < config.min_rate_ds:
     verdict = "inconclusive"
-    reasons.append(f"r·min B resolved for every w* at {len(resolved)} d (need "
+    reasons.append(f"median r·min B over w* certified at {len(resolved)} d (need "
                    f"{config.min_rate_ds}); not reachable at d = {unreachable or 'none'}")
   elif rate.lo > 0:
     verdict = "holds"
@@ -491,7 +505,8 @@ def summarize(config: mlc.ConfigDict, rows: list[dict]) -> dict[str, Any]:
               f"‖w*‖ = d (R = d), with the rescaled neuron a·[<w*,x> − c_j]_+ (‖a w*‖ ≈ d³); "
               f"finite widths r ∈ {tuple(config.rs)} and r·B ≤ {config.rB_max:g}; one feature "
               f"draw per (family, d, r) and {config.num_w_star} random w* (not the worst w*); "
-              f"the rate is fitted at r = {config.rate_r} over the d where every w* reaches ε; "
+              f"the rate is fitted at r = {config.rate_r} over the d where every w* is resolved and "
+              "more than half reach ε (the median over w* is then finite); "
               f"ε = {', '.join(f'{e:.4g}' for e in config.eps_psi)} on ψ and "
               f"{config.eps_neuron:g} on the neurons. Sample-mode families "
               f"(d ∈ {tuple(config.sample_ds)}, r ∈ {tuple(config.sample_rs)}) are fitted "

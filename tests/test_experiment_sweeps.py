@@ -20,7 +20,7 @@ from rfjax import experiments
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Smoke runs that take more than ~5 s each on 2 CPU cores (and so 3x that here).
-HEAVY = ("lazy_training", "neuron_contrast", "neuron_gd", "polynomial_sgd", "psi_correlation",
+HEAVY = ("integral_rep", "lazy_training", "neuron_contrast", "neuron_gd", "polynomial_sgd", "psi_correlation",
          "relu_neuron_rf")
 FAST = tuple(n for n in experiments.names() if n not in HEAVY)
 

@@ -1,9 +1,11 @@
-"""The one-hidden-layer network of PAPER.md §3.0, N(W, U)(x) = Σ_i u_i σ(<w_i, x>).
+"""The one-hidden-layer network N(W, U)(x) = Σ_i u_i σ(<w_i, x>) of the paper's Section 3
+(docs/theory.md, 'SGD on the two-layer net').
 
 A flax linen module (pure `init`/`apply`, so seeds vmap directly). Parameters are
 `{"params": {"w": w_rd, "u": u_r}}`: W has one row per neuron, drawn "Xavier" on the
 cube [−1/√d, 1/√d]^d (so ‖w_i‖ ≤ 1); U_0 = 0 by default, or uniform on the sphere of
-radius `u0_norm`/√r (PAPER §3.0 allows any ‖U_0‖ ≤ 1/√r). No bias (PAPER §3.0).
+radius `u0_norm`/√r (Thm 3.2 allows any ‖U_0‖ ≤ 1/√r). No bias, as in the paper's
+Section 3.
 """
 from __future__ import annotations
 
@@ -40,7 +42,7 @@ class TwoLayer(nn.Module):
   """N(W, U)(x_nd) = σ(x W^T) U, [n]. `activation` names an entry of rfjax.activations."""
   r: int
   activation: str = "relu"
-  u0_norm: float = 0.0            # ‖U_0‖ = u0_norm / √r; PAPER §3.0 needs u0_norm <= 1
+  u0_norm: float = 0.0            # ‖U_0‖ = u0_norm / √r; Thm 3.2 needs u0_norm <= 1
   dtype: Any = jnp.float32
 
   @nn.compact
@@ -85,7 +87,8 @@ def linearized_apply(params: Params, params0: Params, x_nd: jax.Array,
 
   First order in W around W_0, exact (linear) in U: with U_0 = 0 the joint first-order
   model in (W, U) would be U-only (∂N/∂W = 0 at U = 0), i.e. just random features.
-  For the ReLU it is Σ u_i 1{<w0_i,x> ≥ 0} <w_i, x>, the coupling model of PAPER §2.1.
+  For the ReLU it is Σ u_i 1{<w0_i,x> ≥ 0} <w_i, x>, the coupling model of the paper's
+  Section 2 (docs/theory.md, 'Coupling features and odd targets').
   """
   w_rd, u_r = params["params"]["w"], params["params"]["u"]
   w0_rd = params0["params"]["w"]

@@ -4,8 +4,8 @@ Every solver takes `Moments` (G = E[f f^T], b = E[f y], E f, E y, E y^2), from e
 evaluation mode: `sample_moments` streams Monte Carlo inputs through `lax.scan` (memory
 O(r^2 + chunk r), never n r); `exact_moments` gets them from the closed forms of
 `gaussian.py` / `targets.py` for ridge features. All fits include a free output bias u0
-(PAPER §8 note 7): the model is sum_i u_i f_i(x) + u0, and the box |u_i| <= B never
-applies to u0.
+(docs/theory.md, 'Certified box fit'): the model is sum_i u_i f_i(x) + u0, and the box
+|u_i| <= B never applies to u0.
 """
 from __future__ import annotations
 
@@ -435,7 +435,8 @@ def hinge_ball_fit(phi_nr: jax.Array, y_n: jax.Array, radii_B: jax.typing.ArrayL
                    power_iters: int = 32) -> HingeFit:
   """min_u mean ℓ_μ(y φ·u) s.t. ‖u‖ <= radius, for each radius of an increasing grid.
 
-  The best readout WITHOUT bias on fixed features φ (PAPER §3.1 step 2, U* in the ball
+  The best readout WITHOUT bias on fixed features φ (Thm 3.2's comparator, docs/theory.md
+  'SGD on the two-layer net': U* in the ball
   ‖U*‖ <= C/√r): FISTA with gradient restart on the smoothed hinge, step μ n/λ_max(ΦᵀΦ),
   projection by optax.projections.projection_l2_ball, warm-started along the grid.
   The reported hinge is the true (unsmoothed) hinge, within μ/2 + optimisation error of

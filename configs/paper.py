@@ -1,4 +1,4 @@
-"""Every experiment of the paper at laptop scale (about 15 minutes on 2 CPU cores).
+"""Every experiment of the paper at laptop scale (about 12 minutes on 2 CPU cores).
 
 rfjax --config=configs/paper.py --workdir=runs/paper
 """

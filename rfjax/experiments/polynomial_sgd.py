@@ -535,32 +535,27 @@ def summarize(config: mlc.ConfigDict, rows: list[dict]) -> dict[str, Any]:
         entry[key + "_seeds"] = [float(x[key]) for x in full]
       where = f"r={r}, {_fmt_u0(u0)}"
       full_se = entry["full_final_test_hinge_se"]
+
+      def judge(thm: str, key: str, other_se: float, against: str) -> str:
+        """The three-way decision on entry[key] (full final test hinge − a comparator)."""
+        if max(full_se, other_se) > se_cap:
+          reasons.append(f"{where}: {thm} test s.e. {max(full_se, other_se):.4f} > "
+                         f"{config.max_se_fraction:g}·ε")
+          return "inconclusive"
+        out = _three_way(entry[key], entry[key + "_se"], eps, z)
+        if out != "holds":
+          reasons.append(f"{where}: {thm} {out}: full final test hinge − {against} = "
+                         f"{entry[key]:+.4f} ± {entry[key + '_se']:.4f} against ε = {eps:g}")
+        return out
+
       # Thm 3.2: the final iterate against the best readout in the C-ball.
-      if max(full_se, L_star_se) > se_cap:
+      thm32 = judge("Thm 3.2", "minus_star", L_star_se, "L_D(W_0,U*)")
+      if thm32 == "holds" and fit_gap > config.fit_max_gap:
         thm32 = "inconclusive"
-        reasons.append(f"{where}: Thm 3.2 test s.e. {max(full_se, L_star_se):.4f} > "
-                       f"{config.max_se_fraction:g}·ε")
-      else:
-        thm32 = _three_way(entry["minus_star"], entry["minus_star_se"], eps, z)
-        if thm32 == "holds" and fit_gap > config.fit_max_gap:
-          thm32 = "inconclusive"
-          reasons.append(f"{where}: Thm 3.2 met, but U*'s certified gap {fit_gap:.4f} > "
-                         f"fit_max_gap = {config.fit_max_gap:g}: a better U* may break it")
-        elif thm32 != "holds":
-          reasons.append(f"{where}: Thm 3.2 {thm32}: full final test hinge − L_D(W_0,U*) = "
-                         f"{entry['minus_star']:+.4f} ± {entry['minus_star_se']:.4f} against "
-                         f"ε = {eps:g}")
+        reasons.append(f"{where}: Thm 3.2 met, but U*'s certified gap {fit_gap:.4f} > "
+                       f"fit_max_gap = {config.fit_max_gap:g}: a better U* may break it")
       # Thm 3.1: the final iterate against L_D(P).
-      if max(full_se, L_P_se) > se_cap:
-        thm31 = "inconclusive"
-        reasons.append(f"{where}: Thm 3.1 test s.e. {max(full_se, L_P_se):.4f} > "
-                       f"{config.max_se_fraction:g}·ε")
-      else:
-        thm31 = _three_way(entry["minus_P"], entry["minus_P_se"], eps, z)
-        if thm31 != "holds":
-          reasons.append(f"{where}: Thm 3.1 {thm31}: full final test hinge − L_D(P) = "
-                         f"{entry['minus_P']:+.4f} ± {entry['minus_P_se']:.4f} against "
-                         f"ε = {eps:g}")
+      thm31 = judge("Thm 3.1", "minus_P", L_P_se, "L_D(P)")
       # Full against random features, only where the full net's first layer matters.
       if abs(entry["w_effect"]) <= config.coincide_tolerance:
         vs_rf = "coincide"

@@ -47,6 +47,7 @@ from absl import logging
 from rfjax import checkpoints
 from rfjax import experiments
 from rfjax import plots
+from rfjax import profiling
 from rfjax import results
 from rfjax import verdicts
 from rfjax.validation import ConfigError
@@ -142,11 +143,12 @@ def run_experiment(config: mlc.ConfigDict, workdir: str) -> dict:
   done = _agree_on_done(grid, name, results.completed_cells(rows))
   root = jax.random.key(config.seed)
   t_start, computed = time.time(), 0
+  c_start = profiling.compile_seconds()
   for i, cell in enumerate(grid):
     key = results.cell_key(name, cell)
     if key in done:
       continue
-    t0 = time.time()
+    t0, c0 = time.time(), profiling.compile_seconds()
     cell_root = experiments.cell_prng_key(root, name, cell)
     ckpt = checkpoints.cell_dir(outdir, key) if exp.checkpoints else None
     if ckpt:
@@ -165,7 +167,8 @@ def run_experiment(config: mlc.ConfigDict, workdir: str) -> dict:
       checkpoints.remove(ckpt)
     computed += 1
     logging.info("%s", progress_line(name, i + 1, len(grid), key, time.time() - t0,
-                                     time.time() - t_start, computed, len(grid) - len(done)))
+                                     time.time() - t_start, computed, len(grid) - len(done),
+                                     compile_s=profiling.compile_seconds() - c0))
   if not is_writer:       # the other processes took part in every cell's computation
     return dict(experiment=name, holds=None, verdict=None, measured="written by process 0")
   order = {results.cell_key(name, c): i for i, c in enumerate(grid)}
@@ -192,6 +195,8 @@ def run_experiment(config: mlc.ConfigDict, workdir: str) -> dict:
   summary["failed_cells"] = len(failed)
   summary["failed"] = failed
   summary["wall_seconds_this_run"] = round(time.time() - t_start, 2)
+  # JAX compile time (tracing, lowering, XLA or the compilation cache) within that wall time.
+  summary["compile_seconds_this_run"] = round(profiling.compile_seconds() - c_start, 2)
   results.write_atomic(results.join(outdir, "summary.json"),
                        json.dumps(results.to_json(summary), indent=1, sort_keys=True))
   try:
@@ -207,12 +212,14 @@ def run_experiment(config: mlc.ConfigDict, workdir: str) -> dict:
 
 
 def progress_line(name: str, index: int, total: int, key: str, cell_s: float, elapsed_s: float,
-                  computed: int, to_compute: int) -> str:
-  """'<experiment> [index/total] <cell> done in 3.2s, elapsed 5s, ETA 1m05s' (the ETA from the
-  mean time of the cells computed in this run, times the cells left to compute)."""
+                  computed: int, to_compute: int, compile_s: float | None = None) -> str:
+  """'<experiment> [index/total] <cell> done in 3.2s (compile 1.1s), elapsed 5s, ETA 1m05s'
+  (the ETA from the mean time of the cells computed in this run, times the cells left to
+  compute; the compile part only when `compile_s` is given)."""
   left = max(to_compute - computed, 0)
   eta = elapsed_s / max(computed, 1) * left
-  return (f"{name} [{index}/{total}] {key} done in {cell_s:.1f}s, "
+  compiled = "" if compile_s is None else f" (compile {compile_s:.1f}s)"
+  return (f"{name} [{index}/{total}] {key} done in {cell_s:.1f}s{compiled}, "
           f"elapsed {_duration(elapsed_s)}, ETA {_duration(eta)}")
 
 
@@ -333,9 +340,10 @@ def write_report(workdir: str, names: Sequence[str] | None = None) -> str:
       if names is None else list(names)
   lines = ["# rfjax report", "",
            "| experiment | verdict | measured |", "|---|---|---|"]
-  blocks = []
+  blocks, summaries = [], []
   for name in names:
     s = json.loads(results.read_text(results.join(workdir, name, "summary.json")))
+    summaries.append(s)
     verdict = verdict_of(s)
     shown = {"holds": "holds", "fails": "**FAILS**"}.get(verdict, "inconclusive")
     lines.append(f"| [{name}](#{name}) | {shown} | {s.get('measured', '')} |")
@@ -347,9 +355,33 @@ def write_report(workdir: str, names: Sequence[str] | None = None) -> str:
                f"- departures from the theorem's regime: {s.get('departures', '(not recorded)')}"]
     blocks += [f"- reason: {r}" for r in s.get("verdict_reasons", ())]
     blocks += ["", f"![{name}]({name}/{name}.png)", ""]
+  blocks += time_table(summaries)
   path = results.join(workdir, "report.md")
   results.write_atomic(path, "\n".join(lines + [""] + blocks))
   return path
+
+
+def time_table(summaries: Sequence[dict[str, Any]]) -> list[str]:
+  """Markdown lines: each experiment's wall time in the run that wrote its summary, split into
+  JAX compile time and the rest (computation, Python, I/O), and the totals."""
+  lines = ["## Time", "", "Wall seconds of the run that wrote each summary (a resumed run "
+           "counts only the cells it computed); *compile*: JAX tracing, lowering and XLA "
+           "compilation or loading from the compilation cache.", "",
+           "| experiment | wall s | compile s | rest s |", "|---|---|---|---|"]
+  total_wall = total_compile = 0.0
+  for s in summaries:
+    wall, comp = s.get("wall_seconds_this_run"), s.get("compile_seconds_this_run")
+    if wall is None:
+      continue
+    total_wall += wall
+    if comp is None:
+      lines.append(f"| {s.get('experiment', '')} | {wall:.0f} | | |")
+      continue
+    total_compile += comp
+    lines.append(f"| {s.get('experiment', '')} | {wall:.0f} | {comp:.0f} | {wall - comp:.0f} |")
+  lines += [f"| total | {total_wall:.0f} | {total_compile:.0f} | "
+            f"{total_wall - total_compile:.0f} |", ""]
+  return lines
 
 
 def verdict_of(summary: dict[str, Any]) -> str:

@@ -117,6 +117,9 @@ def test_overflowing_cell_becomes_one_error_row_and_the_sweep_goes_on(probe, tmp
   report = (tmp_path / "report.md").read_text()
   assert f"| [{NAME}](#{NAME}) | inconclusive |" in report
   assert "- verdict: **inconclusive**" in report and "- reason: 1 of 3 cells failed" in report
+  assert 0.0 <= summary["compile_seconds_this_run"] <= summary["wall_seconds_this_run"]
+  assert "| experiment | wall s | compile s | rest s |" in report
+  assert f"| {NAME} | {summary['wall_seconds_this_run']:.0f} |" in report
 
   # A rerun treats the error cell as done: nothing recomputed, nothing repeated.
   text = path.read_text()

@@ -391,9 +391,17 @@ def verdict_of(summary: dict[str, Any]) -> str:
   return "holds" if summary.get("holds") else "fails"
 
 
-def run_all(config: mlc.ConfigDict, workdir: str) -> dict[str, Any]:
-  """Checks, then runs every experiment of `config`, then writes the report."""
+def run_all(config: mlc.ConfigDict, workdir: str, only: Sequence[str] | None = None
+            ) -> dict[str, Any]:
+  """Checks, then runs every experiment of `config` (those of its runs named in `only`, if
+  given), then writes the report (of every experiment in the workdir)."""
   pairs = check(config, workdir)
+  if only is not None:
+    unknown = sorted(set(only) - {name for name, _ in pairs})
+    if unknown:
+      raise ConfigError("only", f"not in the config: {', '.join(unknown)}; allowed: "
+                        f"{', '.join(name for name, _ in pairs)}")
+    pairs = [(name, sub) for name, sub in pairs if name in only]
   if jax.process_index() == 0:
     results.makedirs(workdir)
   summaries = {}

@@ -135,3 +135,45 @@ def test_sigkill_mid_training_resumes_from_the_orbax_checkpoint(tmp_path):
   want = (ref / "polynomial_sgd" / "results.jsonl").read_text()
   assert (killed / "polynomial_sgd" / "results.jsonl").read_text() == want
   assert not glob.glob(os.path.join(killed, "polynomial_sgd", "checkpoints", "*"))
+
+
+PAPER_SMOKE = "--config=" + os.path.join(ROOT, "configs", "paper.py") + ":smoke"
+# Two small experiments of the paper config (psi_correlation trimmed to d = 2, 3 and linear features).
+TWO = ["--only=linear_rf,psi_correlation", "--config.runs.psi_correlation.ds=(2,3)",
+       "--config.runs.psi_correlation.mc_features=('linear_sphere',)"]
+
+
+def test_jobs_run_experiments_in_processes_with_the_same_rows(tmp_path):
+  one, two = tmp_path / "one", tmp_path / "two"
+  res1 = _rfjax(PAPER_SMOKE, *TWO, f"--workdir={one}")
+  assert res1.returncode == 0, res1.stderr
+  res2 = _rfjax(PAPER_SMOKE, *TWO, "--jobs", "2", f"--workdir={two}")
+  assert res2.returncode == 0, res2.stderr
+  assert "2 experiments, 2 at a time" in res2.stderr
+  for name in ("linear_rf", "psi_correlation"):
+    assert ((one / name / "results.jsonl").read_text()
+            == (two / name / "results.jsonl").read_text())
+    s1, s2 = (json.loads((w / name / "summary.json").read_text()) for w in (one, two))
+    assert s1["verdict"] == s2["verdict"] and s1["measured"] == s2["measured"]
+    assert f"{name}: " in res2.stdout                 # the parent prints every verdict line
+  assert sorted(p.name for p in one.iterdir()) == sorted(p.name for p in two.iterdir())
+  report = (two / "report.md").read_text()
+  assert "[linear_rf]" in report and "[psi_correlation]" in report and "| total |" in report
+
+
+@pytest.mark.parametrize("args,field", [
+    (["--only=nope"], "only"), (["--jobs=0"], "jobs"), (["--jobs=2", "--multihost"], "jobs")])
+def test_jobs_and_only_bad_input(tmp_path, args, field):
+  workdir = tmp_path / "w"
+  res = _rfjax(PAPER_SMOKE, *args, f"--workdir={workdir}")
+  assert res.returncode == 2, res.stderr
+  lines = [l for l in res.stderr.splitlines() if l.strip()]
+  assert len(lines) == 1 and lines[0].startswith(f"rfjax: error: {field}:"), res.stderr
+  assert not workdir.exists()
+
+
+def test_child_argv_drops_jobs_and_only_in_every_spelling():
+  from rfjax import main
+  argv = ["rfjax", "--config=c.py", "--jobs=2", "--only", "a,b", "-jobs", "3", "--only=x",
+          "--workdir=w", "--config.runs.x.ds=(2,)"]
+  assert main.child_argv(argv) == ["--config=c.py", "--workdir=w", "--config.runs.x.ds=(2,)"]

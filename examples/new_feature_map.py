@@ -140,14 +140,17 @@ def main(argv=None):
   os.makedirs(args.out, exist_ok=True)
 
   testing.check_feature_map("leaky_sphere")
-  print("check_feature_map('leaky_sphere'): all checks pass", flush=True)
+  print(f"check_feature_map('leaky_sphere'): all checks pass [{time.time() - start:.1f} s]",
+        flush=True)
   psi_rows = psi_curve("leaky_sphere", args.ds, args.mc_ds, num_features=args.num_features,
                        mc_n=args.mc_n, seed=args.seed)
+  print(f"ψ-correlation curve done [{time.time() - start:.1f} s]", flush=True)
   fit_rows = api.fit_curve("leaky_sphere", args.fit_d, args.rs, args.rBs,
                            key=jax.random.key(args.seed + 1))
   for row in fit_rows:
     print(f"r = {row['r']:4d}, r·B = {row['rB']:8.0f}: relative error {row['relative_error']:.4f}"
           f" (certified ≥ {row['relative_lower']:.4f})", flush=True)
+  print(f"fit curve done [{time.time() - start:.1f} s]", flush=True)
   png = os.path.join(args.out, "new_feature_map.png")
   plot(psi_rows, fit_rows, args.fit_d, png)
   with open(os.path.join(args.out, "new_feature_map.json"), "w", encoding="utf-8") as f:

@@ -56,12 +56,10 @@ activations.register("leaky_relu", activations.Activation(
         psi_corr=mix(lambda name, *a: activations.get(name).gaussian.psi_corr(*a)))))
 
 
-def init(key, d, r):
-  """w_i uniform on the unit sphere, b_i ~ N(0, 1)."""
+def init(key, d, r):   # w_i uniform on the unit sphere, b_i ~ N(0, 1)
   d, r = features.check_dims(d, r)
-  k_w, k_b = jax.random.split(key)
-  g = jax.random.normal(k_w, (d, r))
-  return {"w_dr": g / jnp.linalg.norm(g, axis=0, keepdims=True), "b_r": jax.random.normal(k_b, (r,))}
+  g = jax.random.normal(key, (d + 1, r))
+  return {"w_dr": g[:d] / jnp.linalg.norm(g[:d], axis=0, keepdims=True), "b_r": g[d]}
 
 
 features.register("leaky_sphere", features.FeatureMap(

@@ -15,7 +15,7 @@ the built-in relu and linear records' moments), and a feature map over it: ridge
 and writes new_feature_map.png (the two curves) and new_feature_map.json (their numbers) to
 --out (default runs/examples, which git ignores):
 
-  python examples/new_feature_map.py [--out DIR] [--ds 2,3,4,6,8,12,16,20] [--rs 16,64,256]
+  python examples/new_feature_map.py [--out DIR] [--ds 2,3,4,6,10,15,20] [--rs 16,64,256]
 """
 import argparse
 import json
@@ -124,8 +124,8 @@ def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--out", default=os.path.join("runs", "examples"),
                       help="output directory (created)")
-  parser.add_argument("--ds", type=ints, default=(2, 3, 4, 6, 8, 12, 16, 20))
-  parser.add_argument("--mc_ds", type=ints, default=(2, 3, 4),
+  parser.add_argument("--ds", type=ints, default=(2, 3, 4, 6, 10, 15, 20))
+  parser.add_argument("--mc_ds", type=ints, default=(2, 3),
                       help="d values also estimated by Monte Carlo")
   parser.add_argument("--num_features", type=int, default=4)
   parser.add_argument("--mc_n", type=int, default=2**16)

@@ -13,7 +13,9 @@ def test_api_reference_builds_without_warnings(tmp_path):
   proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "build_docs.py"),
                          f"--out={out}"], cwd=ROOT, capture_output=True, text=True,
                         timeout=600, check=False)
-  assert proc.returncode == 0 and not proc.stderr.strip(), proc.stderr[-5000:]
+  # build_docs.py records every Python warning raised while importing and rendering the
+  # modules, prints each, and exits 1 if there was any.
+  assert proc.returncode == 0 and "warning:" not in proc.stderr, proc.stderr[-5000:]
   for page in ("index.html", "rfjax.html", "rfjax/api.html", "rfjax/testing.html",
                "rfjax/features.html", "rfjax/experiments/psi_correlation.html"):
     assert (out / page).is_file(), page

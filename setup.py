@@ -33,9 +33,13 @@ setuptools.setup(
         # Peers of benchmarks/run.py; the test extra carries them so that the benchmark
         # test really compares rfjax against them.
         "bench": ["torch==2.13.0", "scikit-learn>=1.4,<2", "quadprog>=0.1.11,<0.2"],
-        # quadprog: an independent exact QP solver that the box-fit tests check against.
+        # The API reference (scripts/build_docs.py).
+        "docs": ["pdoc>=16,<17"],
+        # quadprog: an independent exact QP solver that the box-fit tests check against;
+        # pdoc builds the API reference and nbclient runs the example notebook in the tests.
         "test": ["pytest>=8,<10", "torch==2.13.0", "scikit-learn>=1.4,<2",
-                 "quadprog>=0.1.11,<0.2"],
+                 "quadprog>=0.1.11,<0.2", "pdoc>=16,<17", "nbclient>=0.10,<1",
+                 "nbformat>=5.9,<6", "ipykernel>=6.29,<8"],
     },
     entry_points={"console_scripts": ["rfjax=rfjax.main:entry_point"]},
 )

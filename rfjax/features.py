@@ -53,7 +53,7 @@ FEATURE_MAPS: Registry[FeatureMap] = Registry("feature map")
 
 
 def register(name: str, fm: FeatureMap) -> FeatureMap:
-  """Registers `fm` under `name` (KeyError if the name is taken)."""
+  """Registers `fm` under `name` (a name registered again is replaced, with a warning)."""
   if not isinstance(fm, FeatureMap):
     raise TypeError(f"feature map {name!r} must be a FeatureMap, got {type(fm).__name__}")
   return FEATURE_MAPS.register(name, fm)

@@ -75,7 +75,8 @@ def test_dtypes(name):
 
 
 def _relu_gauss_quad(x: np.ndarray, y: np.ndarray) -> float:
-  """E_g[<g,x>]_+[<g,y>]_+ by 1-D quadrature of the conditional mean (PAPER §5.4, b = 0)."""
+  """E_g[<g,x>]_+[<g,y>]_+ by 1-D quadrature of the conditional mean (docs/theory.md,
+  'Exact Gaussian moments', b = 0)."""
   a, b = np.linalg.norm(x), np.linalg.norm(y)
   rho = float(np.clip(x @ y / (a * b), -1, 1))
   q = math.sqrt(1 - rho * rho)
@@ -95,7 +96,7 @@ def test_relu_gauss_kernel_vs_quadrature():
   k = np.asarray(features.get("relu_gauss").kernel(x, y))
   want = np.array([[_relu_gauss_quad(xi, yj) for yj in y] for xi in x])
   np.testing.assert_allclose(k, want, rtol=1e-10, atol=1e-13)
-  # PAPER §5.1: E[<w,x>]_+^2 = |x|^2 / 2.
+  # docs/theory.md, 'Exact Gaussian moments': E[<w,x>]_+^2 = |x|^2 / 2.
   np.testing.assert_allclose(np.diag(k[:, :4]), (x * x).sum(1) / 2, rtol=1e-13)
 
 

@@ -1,4 +1,5 @@
-"""Tests for rfjax.gaussian against scipy, 1-D/2-D quadrature and Monte Carlo (PAPER §5, §8)."""
+"""Tests for rfjax.gaussian against scipy, 1-D/2-D quadrature and Monte Carlo
+(docs/theory.md, 'Exact Gaussian moments')."""
 from typing import NamedTuple
 
 import jax
@@ -85,7 +86,8 @@ def test_bvn_cdf_vs_quadrature_and_scipy():
 
 
 def _relu_relu_quad(sx, b, sy, c, rho):
-  """E[X+ Y+] = σxσy ∫ (u+h)_+ E[(V+k)_+|U=u] φ(u) du (PAPER §5 item 4), split at the near-kink."""
+  """E[X+ Y+] = σxσy ∫ (u+h)_+ E[(V+k)_+|U=u] φ(u) du (docs/theory.md,
+  'Exact mode for any activation'), split at the near-kink."""
   h, k = b / sx, c / sy
   q = np.sqrt((1 - rho) * (1 + rho))
   cm = lambda u: q * (stats.norm.pdf((rho * u + k) / q)
@@ -118,7 +120,7 @@ def test_relu_relu_vs_quadrature_and_dblquad():
 
 
 def test_relu_relu_special_cases():
-  # Zero bias: arc-cosine kernel (PAPER §5 item 2).
+  # Zero bias: arc-cosine kernel (docs/theory.md, 'Exact Gaussian moments').
   rho = np.linspace(-1, 1, 41)
   th = np.arccos(rho)
   arc = 1.5 * 0.8 * (np.sin(th) + (np.pi - th) * rho) / (2 * np.pi)
@@ -127,7 +129,8 @@ def test_relu_relu_special_cases():
   for s, b in [(1.0, 0.3), (2.0, -3.0), (0.5, 1.7)]:
     assert_allclose(gaussian.relu_relu(s, b, s, b, 1.0), gaussian.relu_gauss_second(s, b),
                     rtol=1e-14)
-  # Continuity through the degenerate switch near |ρ| = 1 (PAPER §8 note 6).
+  # Continuity through the degenerate switch near |ρ| = 1 (docs/theory.md,
+  # 'Exact Gaussian moments').
   for sgn in (1.0, -1.0):
     for eps in (1e-6, 1e-8, 1e-10, 1e-12):
       got = float(gaussian.relu_relu(1.2, 0.4, 0.9, -0.1, sgn * (1 - eps)))

@@ -32,7 +32,8 @@ def test_coefficients_match_numpy():
   for j in range(11):
     ref = np.polynomial.legendre.leg2poly(np.eye(11)[j])
     np.testing.assert_allclose(c[j, :len(ref)], ref, atol=1e-12)
-  # Σ_t |coef(P_j)| ≤ (1+√2)^j, used by the bound (PAPER.md §3.4 step 5)
+  # Σ_t |coef(P_j)| ≤ (1+√2)^j, used by the bound (docs/theory.md,
+  # 'Integral representation (Thm 3.4)')
   assert np.all(np.abs(c).sum(1) <= (1 + math.sqrt(2)) ** np.arange(11) + 1e-9)
 
 

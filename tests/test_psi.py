@@ -1,4 +1,5 @@
-"""Tests for rfjax.psi: ψ, its ReLU sum, ‖ψ‖², exact ψ-vs-ridge correlations (PAPER §4.2, §5, §8)."""
+"""Tests for rfjax.psi: ψ, its ReLU sum, ‖ψ‖², exact ψ-vs-ridge correlations
+(docs/theory.md, 'ψ and Prop. 4.4' and 'Reference values of ψ')."""
 from typing import NamedTuple
 
 import jax
@@ -35,7 +36,8 @@ def _quad_kinks(f, R, m, extra=(), lim=None):
 
 
 def _f_quad(beta, rho, R, m):
-  """E[[V+β]_+ ψ(RU)] = ∫ ψ(Ru) E[[V+β]_+|U=u] φ(u) du with scipy (PAPER §5 item 4)."""
+  """E[[V+β]_+ ψ(RU)] = ∫ ψ(Ru) E[[V+β]_+|U=u] φ(u) du with scipy (docs/theory.md,
+  'ψ and Prop. 4.4')."""
   q = np.sqrt((1 - rho) * (1 + rho))
   if q == 0:
     cm = lambda u: max(rho * u + beta, 0.0)
@@ -67,7 +69,7 @@ def test_relu_decomposition_equals_psi(m):
   big_a = 4 * m + 1
   z = np.concatenate([np.linspace(-big_a - 5, big_a + 5, 20001), np.arange(-big_a, big_a + 1.0)])
   ref = _np_psi(z, m)
-  tol = 1e-14 * a * np.abs(z).max()                             # PAPER §8 note 8
+  tol = 1e-14 * a * np.abs(z).max()            # docs/theory.md, 'ψ and Prop. 4.4', P1
   assert np.abs(np.asarray(psi.psi_relu_sum(z, m)) - ref).max() <= tol
   assert np.abs(np.asarray(psi.psi(z, m)) - ref).max() <= 1e-15
   # Independent evaluation of the decomposition in numpy, sequential float64 loop.
@@ -102,7 +104,7 @@ def test_relu_fourier_vs_quadrature():
 
 
 def test_psi_norm_sq():
-  # PAPER §8 note 1, m = ceil(R²/4); and direct split quadrature.
+  # docs/theory.md, 'Reference values of ψ', m = ceil(R²/4); and direct split quadrature.
   assert abs(psi.psi_norm_sq(1.0, 1) - 0.330419) < 1e-6
   assert abs(psi.psi_norm_sq(2.0, 1) - 0.340719) < 1e-6
   assert abs(psi.psi_norm_sq(3.0, 3) - 0.3333419) < 1e-7
@@ -112,7 +114,8 @@ def test_psi_norm_sq():
 
 
 def test_linear_correlation_paper_and_quadrature():
-  # PAPER §8 note 2: E[ψ(RU)U] = 9.8e-5, 3.3e-9, 4.3e-23, 3.1e-88 at d = 3, 6, 10, 20.
+  # docs/theory.md, 'Reference values of ψ': E[ψ(RU)U] = 9.8e-5, 3.3e-9, 4.3e-23, 3.1e-88 at
+  # d = 3, 6, 10, 20.
   for d, val in [(3, 9.8e-5), (6, 3.3e-9), (10, 4.3e-23), (20, 3.1e-88)]:
     p = psi.psi_params(d)
     assert abs(psi.linear_correlation(p.R, p.m) / val - 1) < 0.02
@@ -193,8 +196,9 @@ def test_mean_abs_correlation_vs_sampled_w_star(d):
                                        pytest.param(10, 7e-12, 0.05, marks=pytest.mark.slow),
                                        pytest.param(20, 2e-25, 0.07, marks=pytest.mark.slow)])
 def test_mean_abs_correlation_paper_numbers(d, val, tol):
-  # PAPER §4.2: 8e-4, 1.5e-7, 7e-12, 2e-25 at d = 3, 6, 10, 20 for h = [.+0.3]_+ -- these are
-  # for the UNnormalised f (‖f‖ = 0.888); §8 note 10's 2.1e-25 at d = 20 is the normalised mean.
+  # docs/theory.md, 'Reference values of ψ': 8e-4, 1.5e-7, 7e-12, 2e-25 at d = 3, 6, 10, 20
+  # for h = [.+0.3]_+ -- these are
+  # for the UNnormalised f (‖f‖ = 0.888); the 2.1e-25 at d = 20 is the normalised mean.
   norm = np.sqrt(float(gaussian.relu_gauss_second(1.0, 0.3)))
   p = psi.psi_params(d)
   got = float(psi.mean_abs_correlation(1.0, 0.3, d, p.R, p.m))

@@ -49,6 +49,7 @@ def test_sample_functions_and_hard_neuron():
   a = 6
   assert t.name == "relu_neuron" and t.b == pytest.approx(-a * off[3])
   assert_allclose(t.fn(x), a * np.maximum(x @ w - off[3], 0), rtol=1e-13, atol=1e-13)
-  # ψ from the hard neurons: const + Σ coef_j neuron_j / a (PAPER §4.3 step 3).
+  # ψ from the hard neurons: const + Σ coef_j neuron_j / a (docs/theory.md, 'Limits of random
+  # features').
   y = const + sum(c * targets.hard_neuron(w, 1, j).fn(x) / a for j, c in enumerate(coef))
   assert_allclose(y, psi.psi(x @ w, 1), atol=1e-13)

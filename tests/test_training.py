@@ -1,4 +1,5 @@
-"""training: the hinge step against PAPER §3.0 by hand, the frozen and linearised regimes,
+"""training: the hinge step of docs/theory.md ('SGD on the two-layer net') by hand, the frozen
+and linearised regimes,
 determinism, and vmap over seeds against a loop."""
 import functools
 
@@ -13,7 +14,8 @@ from rfjax import training
 
 
 def _numpy_hinge_step(w, u, x, y, lr, sigma, dsigma, regime):
-  """PAPER §3.0: s = 1{yN<1}; u_i += η s y σ(<w_i,x>); w_i += η s y u_i σ'(<w_i,x>) x."""
+  """docs/theory.md, 'SGD on the two-layer net': s = 1{yN<1}; u_i += η s y σ(<w_i,x>);
+  w_i += η s y u_i σ'(<w_i,x>) x."""
   z = w @ x
   s = float(y * (sigma(z) @ u) < 1)
   u_new = u + lr * s * y * sigma(z)

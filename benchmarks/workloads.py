@@ -428,11 +428,11 @@ def boxpath_problem(p: dict):
   """The certified box fit of ψ_{w*} by r biased ReLU features at d (exact Gram, float64)."""
   import jax  # pylint: disable=import-outside-toplevel
   jax.config.update("jax_enable_x64", True)    # exact mode is float64 (a fresh worker process)
-  from rfjax import features  # pylint: disable=import-outside-toplevel
+  from rfjax import api, features  # pylint: disable=import-outside-toplevel
   from rfjax.experiments import relu_neuron_rf as rn  # pylint: disable=import-outside-toplevel
   k_feat, k_star = jax.random.split(jax.random.key(p["seed"]))
   params = features.get("relu_biased").init(k_feat, p["d"], p["r"])
-  w_star_sd = rn.w_stars(k_star, p["d"], 1)
+  w_star_sd = np.asarray(api.w_star_sphere(k_star, p["d"], 1))
   return rn._exact_problems(params, "relu_biased", p["d"], w_star_sd,  # pylint: disable=protected-access
                             [dict(kind="psi", s=0, j=-1)])[0]
 

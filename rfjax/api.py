@@ -14,7 +14,6 @@ mode otherwise; each answer says which, and how precise it is.
 """
 from __future__ import annotations
 
-import math
 from typing import Any, NamedTuple
 
 import jax
@@ -22,6 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from rfjax import boxqp
+from rfjax import distributions
 from rfjax import features
 from rfjax import gaussian
 from rfjax import psi
@@ -87,8 +87,8 @@ def _resolve_mode(feature, mode: str) -> tuple[str, str]:
 
 def w_star_sphere(key: jax.Array, d: int, num: int) -> jax.Array:
   """[num, d] w* uniform on the sphere of radius R = d (float64)."""
-  g = jax.random.normal(key, (num, d), jnp.float64)
-  return d * g / jnp.linalg.norm(g, axis=1, keepdims=True)
+  return distributions.unit_vectors(key, (num, d), radius=d, dtype=jnp.float64,
+                                    guard_zero=False)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -263,9 +263,7 @@ def kernel_check(feature: features.FeatureMap | str, d: int, *, key: jax.Array,
     raise ValueError("the feature map has no closed-form kernel")
   k_x, k_f = jax.random.split(key)
   x = jax.random.normal(k_x, (num_points, d), jnp.float64)
-  phi_nr = np.asarray(fm.apply(fm.init(k_f, d, num_features), x))
-  prod_rnn = phi_nr.T[:, :, None] * phi_nr.T[:, None, :]
-  mc, se = prod_rnn.mean(axis=0), prod_rnn.std(axis=0) / math.sqrt(num_features)
+  mc, se = features.kernel_monte_carlo(fm, x, k_f, num_features)
   k = np.asarray(fm.kernel(x, x))
   return dict(kernel=k, monte_carlo=mc, stderr=se,
               max_z=float(np.max(np.abs(mc - k) / np.maximum(se, 1e-300))))

@@ -55,12 +55,24 @@ def cube(key: jax.Array, n: int, d: int, a: float = 1.0,
       a, dtype)
 
 
-def _unit_rows(key: jax.Array, n: int, d: int, dtype: DTypeLike) -> jax.Array:
-  """u_nd with rows i.i.d. uniform on the unit sphere S^{d-1} (normalised Gaussians)."""
-  g_nd = jax.random.normal(key, (n, d), dtype=dtype)
-  norm_n1 = jnp.linalg.norm(g_nd, axis=1, keepdims=True)
-  # A zero Gaussian row has probability 0; the guard only keeps the output finite.
-  return g_nd / jnp.where(norm_n1 > 0, norm_n1, 1)
+def unit_vectors(key: jax.Array, shape: tuple[int, ...], *, axis: int = -1,
+                 radius: float = 1.0, dtype: DTypeLike = jnp.float32,
+                 guard_zero: bool = True) -> jax.Array:
+  """Vectors along `axis` of an array of `shape`, i.i.d. uniform on the sphere radius * S^{k-1}
+  (k = shape[axis]): normalised Gaussians g / |g|, times the radius.
+
+  The one home of "a direction uniform on a sphere": input points, the columns of w_dr
+  (axis=0) and the targets' w* (radius R = d, `guard_zero=False`). guard_zero keeps a zero
+  Gaussian vector (probability 0) finite; without it the vector is radius * g / |g|, which
+  under jit XLA computes as radius * g * rsqrt(|g|²) (the guard's select prevents that
+  rewrite), so the two differ in the last bit and each caller keeps the form its rows were
+  first computed with.
+  """
+  g = jax.random.normal(key, shape, dtype=dtype)
+  if not guard_zero:
+    return radius * g / jnp.expand_dims(jnp.linalg.norm(g, axis=axis), axis)
+  norm = jnp.linalg.norm(g, axis=axis, keepdims=True)
+  return g / jnp.where(norm > 0, norm, 1) * jnp.asarray(radius, dtype)
 
 
 @SAMPLERS.register("sphere")
@@ -69,7 +81,7 @@ def sphere(key: jax.Array, n: int, d: int, radius: float = 1.0,
   """x_nd with rows i.i.d. uniform on the sphere radius * S^{d-1}."""
   n, d = check_positive_int("n", n), check_positive_int("d", d)
   _check_positive("radius", radius)
-  return _unit_rows(key, n, d, dtype) * jnp.asarray(radius, dtype)
+  return unit_vectors(key, (n, d), radius=radius, dtype=dtype)
 
 
 @SAMPLERS.register("ball")
@@ -81,4 +93,13 @@ def ball(key: jax.Array, n: int, d: int, radius: float = 1.0,
   k_dir, k_rad = jax.random.split(key)
   u_n1 = jax.random.uniform(k_rad, (n, 1), dtype=dtype)
   rad_n1 = jnp.asarray(radius, dtype) * u_n1 ** (1.0 / d)
-  return _unit_rows(k_dir, n, d, dtype) * rad_n1
+  return unit_vectors(k_dir, (n, d), dtype=dtype) * rad_n1
+
+
+def sphere_and_ball(key_sphere: jax.Array, key_ball: jax.Array, n: int, d: int,
+                    dtype: DTypeLike = jnp.float32) -> jax.Array:
+  """x_nd: n // 2 rows uniform on the unit sphere (from key_sphere), then the rest uniform in
+  the unit ball (from key_ball): test points for a sup over the ball that include its edge."""
+  half = check_positive_int("n", n) // 2
+  return jnp.concatenate([sphere(key_sphere, half, d, dtype=dtype),
+                          ball(key_ball, n - half, d, dtype=dtype)])

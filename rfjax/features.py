@@ -19,8 +19,10 @@ from typing import Any, Callable, NamedTuple
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.typing import ArrayLike, DTypeLike
 
+from rfjax import distributions
 from rfjax import gaussian
 from rfjax.distributions import check_positive_int
 from rfjax.registry import Registry
@@ -69,6 +71,16 @@ def names() -> list[str]:
   return FEATURE_MAPS.names()
 
 
+def kernel_monte_carlo(fm: FeatureMap, x_nd: ArrayLike, key: jax.Array, num_features: int
+                       ) -> tuple[np.ndarray, np.ndarray]:
+  """(mc_nn, se_nn): the mean of f_i(x_a) f_i(x_b) over num_features features f_i drawn with
+  `key` (an unbiased estimate of fm.kernel(x, x)), and its standard error (std / √r)."""
+  x_nd = jnp.asarray(x_nd)
+  phi_nr = np.asarray(fm.apply(fm.init(key, x_nd.shape[1], num_features), x_nd))
+  prod_rnn = phi_nr.T[:, :, None] * phi_nr.T[:, None, :]
+  return prod_rnn.mean(axis=0), prod_rnn.std(axis=0) / math.sqrt(num_features)
+
+
 def check_dims(d: Any, r: Any) -> tuple[int, int]:
   """(d, r) as ints; ValueError unless both are positive integers. Use in every init."""
   return check_positive_int("d", d), check_positive_int("r", r)
@@ -107,9 +119,7 @@ def _register_builtin(name: str, fm: FeatureMap) -> FeatureMap:
 
 def _sphere_dr(key: jax.Array, d: int, r: int, dtype: DTypeLike) -> jax.Array:
   """w_dr with columns i.i.d. uniform on the unit sphere S^{d-1}."""
-  g_dr = jax.random.normal(key, (d, r), dtype=dtype)
-  norm_1r = jnp.linalg.norm(g_dr, axis=0, keepdims=True)
-  return g_dr / jnp.where(norm_1r > 0, norm_1r, 1)
+  return distributions.unit_vectors(key, (d, r), axis=0, dtype=dtype)
 
 
 def _xavier_cube_dr(key: jax.Array, d: int, r: int, dtype: DTypeLike) -> jax.Array:
@@ -122,11 +132,6 @@ def _xavier_cube_dr(key: jax.Array, d: int, r: int, dtype: DTypeLike) -> jax.Arr
 # Closed-form kernels.
 
 
-def _arccos1(x_nd: ArrayLike, y_md: ArrayLike) -> jax.Array:
-  """Arc-cosine kernel of order 1 (gaussian.arccos1)."""
-  return gaussian.arccos1(x_nd, y_md)
-
-
 def _sq_dists(x_nd: jax.Array, y_md: jax.Array) -> jax.Array:
   """|x_n - y_m|^2 as [n, m], clipped at 0 against rounding."""
   xx_n1 = jnp.sum(x_nd * x_nd, axis=1, keepdims=True)
@@ -137,7 +142,7 @@ def _sq_dists(x_nd: jax.Array, y_md: jax.Array) -> jax.Array:
 def _relu_sphere_kernel(x_nd: ArrayLike, y_md: ArrayLike) -> jax.Array:
   """E_{w~U(S^{d-1})}[<w,x>]_+[<w,y>]_+ = arccos1 / d (w = g/|g|, |g| indep. of w, E|g|^2 = d)."""
   x_nd = jnp.asarray(x_nd)
-  return _arccos1(x_nd, y_md) / x_nd.shape[1]
+  return gaussian.arccos1(x_nd, y_md) / x_nd.shape[1]
 
 
 def _linear_sphere_kernel(x_nd: ArrayLike, y_md: ArrayLike) -> jax.Array:
@@ -221,7 +226,7 @@ _register_builtin("relu_sphere", FeatureMap(
     description="[<w,x>]_+, w uniform on the unit sphere (Section 4); kernel arc-cos / d"))
 
 _register_builtin("relu_gauss", FeatureMap(
-    init=_ridge_init(_gauss_dr), apply=_ridge_apply("relu"), kernel=_arccos1,
+    init=_ridge_init(_gauss_dr), apply=_ridge_apply("relu"), kernel=gaussian.arccos1,
     ridge=_ridge_form("relu"),
     description="[<w,x>]_+, w ~ N(0, I_d); kernel arc-cos order 1"))
 

@@ -157,9 +157,9 @@ def run_experiment(config: mlc.ConfigDict, workdir: str) -> dict:
       cell_rows = exp.run_cell(config, cell, cell_root)
     bad = nonfinite_fields(cell_rows)
     if bad:
-      cell_rows = [error_row(key, cell, cell_rows, bad)]
+      cell_rows = [error_row(key, cell, cell_rows, bad, exp.row_id_fields)]
       logging.warning("%s", cell_rows[0]["failure"])
-    for row, row_key in zip(cell_rows, row_keys(key, cell, cell_rows)):
+    for row, row_key in zip(cell_rows, row_keys(key, cell, cell_rows, exp.row_id_fields)):
       row["key"] = row_key
     if is_writer:
       rows.extend(results.append_cell(path, key, cell_rows))
@@ -298,25 +298,23 @@ def nonfinite_fields(rows: Sequence[dict]) -> list[tuple[str, dict]]:
 
 
 def error_row(cell_key: str, cell: dict, rows: Sequence[dict],
-              bad: Sequence[tuple[str, dict]]) -> dict:
-  """The one row a failed cell writes: the cell, the non-finite fields, where they were."""
+              bad: Sequence[tuple[str, dict]], fields: Sequence[str] = ()) -> dict:
+  """The one row a failed cell writes: the cell, the non-finite fields, where they were (the
+  row each was first seen in, named by the experiment's row-id `fields`)."""
   where = []
   for field, row in bad:
-    ids = ", ".join(f"{f}={results.to_json(row[f])}" for f in ROW_ID_FIELDS
+    ids = ", ".join(f"{f}={results.to_json(row[f])}" for f in fields
                     if f in row and f not in cell)
     where.append(f"{field} = {results.to_json(row[field])}" + (f" ({ids})" if ids else ""))
   return dict(cell, failure=f"{cell_key}: non-finite " + "; ".join(where),
               nonfinite=[field for field, _ in bad], rows_dropped=len(rows))
 
 
-# Fields that tell a cell's rows apart, in the order they appear in a row key.
-ROW_ID_FIELDS = ("regime", "step_sizes", "target", "mode", "feature", "sigma", "kink", "r", "B",
-                 "C", "u0_norm", "seed", "step")
-
-
-def row_keys(cell_key: str, cell: dict, rows: Sequence[dict]) -> list[str]:
-  """Unique, stable keys for one cell's rows: the cell plus the fields that vary in it."""
-  keys = [cell_key + "".join(f"/{f}={results.to_json(row[f])}" for f in ROW_ID_FIELDS
+def row_keys(cell_key: str, cell: dict, rows: Sequence[dict],
+             fields: Sequence[str]) -> list[str]:
+  """Unique, stable keys for one cell's rows: the cell plus the row-id `fields` (an
+  experiment's `row_id_fields`) that the rows hold and the cell does not, in that order."""
+  keys = [cell_key + "".join(f"/{f}={results.to_json(row[f])}" for f in fields
                              if f in row and f not in cell) for row in rows]
   if len(set(keys)) < len(keys):               # fall back to the row's position in the cell
     keys = [f"{k}/row={i}" for i, k in enumerate(keys)]

@@ -21,7 +21,6 @@ the map, the check and the problem. The checks (CHECKS, in order):
 """
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -138,10 +137,7 @@ def _check_kernel(fm, label, d, r, kernel_features, k, **_):
   if fm.kernel is None:
     return
   x = _x(4, d, 3)
-  phi_nr = np.asarray(fm.apply(fm.init(jax.random.key(11), d, kernel_features), x))
-  prod_rnn = phi_nr.T[:, :, None] * phi_nr.T[:, None, :]
-  mc_nn = prod_rnn.mean(axis=0)
-  se_nn = prod_rnn.std(axis=0) / math.sqrt(kernel_features)
+  mc_nn, se_nn = features.kernel_monte_carlo(fm, x, jax.random.key(11), kernel_features)
   k_nn = np.asarray(fm.kernel(x, x))
   z_nn = np.abs(mc_nn - k_nn) / (se_nn + 1e-12)
   if z_nn.max() > k:

@@ -21,6 +21,7 @@ jax.config.update("jax_enable_x64", True)
 jax.distributed.initialize(f"localhost:{port}", num_processes=nproc, process_id=pid)
 
 import jax.numpy as jnp  # noqa: E402
+import matplotlib.pyplot as plt  # noqa: E402
 import ml_collections as mlc  # noqa: E402
 import numpy as np  # noqa: E402
 from jax.experimental import multihost_utils  # noqa: E402
@@ -77,11 +78,8 @@ def summarize(config, rows):
 
 experiments.EXPERIMENTS.register(NAME, experiments.Experiment(
     validate=lambda c: None, cells=lambda c: [dict(a=a) for a in c.alphas],
-    run_cell=run_cell, summarize=summarize, claim="probe", checkpoints=True))
-
-from rfjax import plots  # noqa: E402
-import matplotlib.pyplot as plt  # noqa: E402
-plots.PLOTTERS.register(NAME, lambda config, rows, summary: plt.subplots()[0])
+    run_cell=run_cell, summarize=summarize, claim="probe", checkpoints=True,
+    figure=lambda config, rows, summary: plt.subplots()[0], row_id_fields=("seed",)))
 
 c = mlc.ConfigDict()
 c.experiment, c.seed, c.num_seeds, c.steps, c.checkpoint = NAME, 0, 4 * nproc, steps, use_ckpt

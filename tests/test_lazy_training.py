@@ -6,7 +6,6 @@ import pytest
 
 from conftest import load_config
 from rfjax import experiments
-from rfjax import plots
 from rfjax import stats
 from rfjax import validation
 from rfjax.experiments import lazy_training
@@ -36,7 +35,7 @@ def test_smoke_run_and_its_figure():
   assert "relu: w_move_abs positive at every seed at 2 width(s); a rate needs three" in \
       s["verdict_reasons"]
   assert s["would_fail_if"] and "not the theorem's η" in s["departures"]
-  fig = plots.PLOTTERS.get("lazy_training")(config, rows, dict(s, experiment="lazy_training"))
+  fig = lazy_training.figure(config, rows, dict(s, experiment="lazy_training"))
   plt.close(fig)
 
 

@@ -10,7 +10,6 @@ from conftest import load_config
 from rfjax import distributions
 from rfjax import experiments
 from rfjax import networks
-from rfjax import plots
 from rfjax import psi
 from rfjax import training
 from rfjax import validation
@@ -239,7 +238,7 @@ def test_smoke_run_summary_and_figure():
     assert c["rf_psi_best_fit_error"] <= c["step3_bound"] * (1 + 1e-9) + 1e-12
     assert 0 < c["rf_psi_best_fit_error"] <= c["psi_norm_sq"] * (1 + 1e-9)
   assert s["would_fail_if"] and "d = 2" in s["departures"]
-  fig = plots.PLOTTERS.get("neuron_contrast")(config, rows, dict(s, experiment="neuron_contrast"))
+  fig = nc.figure(config, rows, dict(s, experiment="neuron_contrast"))
   plt.close(fig)
 
 

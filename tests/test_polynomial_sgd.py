@@ -152,7 +152,8 @@ def test_smoke_run():
   # Every row has a key of its own without falling back to positions.
   for r in config.widths:
     cell = [x for x in rows if x["r"] == r]
-    keys = runner.row_keys(f"polynomial_sgd/r={r}", dict(r=r), cell)
+    keys = runner.row_keys(f"polynomial_sgd/r={r}", dict(r=r), cell,
+                           polynomial_sgd.ROW_ID_FIELDS)
     assert len(set(keys)) == len(keys) and not any("/row=" in k for k in keys)
   # The comparators' certificates bracket their fit-sample hinge.
   for x in rows:

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import quadprog
 
+from rfjax import api
 from rfjax import boxqp
 from rfjax import experiments
 from rfjax import features
@@ -17,7 +18,7 @@ from rfjax.experiments import relu_neuron_rf as rn
 def _psi_problems(d, r, num_w_star, seed=0, feature="relu_biased"):
   key = jax.random.key(seed)
   k_feat, k_star = jax.random.fold_in(key, 0), jax.random.fold_in(key, 1)
-  w = rn.w_stars(k_star, d, num_w_star)
+  w = np.asarray(api.w_star_sphere(k_star, d, num_w_star))
   specs = rn._targets(d, w, ("psi",))
   params = features.get(feature).init(k_feat, d, r, dtype=jnp.float64)
   return rn._exact_problems(params, feature, d, w, specs), params, w, specs
@@ -80,7 +81,7 @@ def test_exact_and_sample_moments_give_the_same_fits():
 def test_neuron_moments_match_monte_carlo():
   d, r = 2, 16
   key = jax.random.key(1)
-  w = rn.w_stars(jax.random.fold_in(key, 1), d, 1)
+  w = np.asarray(api.w_star_sphere(jax.random.fold_in(key, 1), d, 1))
   specs = rn._targets(d, w, ("neuron",))[:3]
   params = features.get("relu_biased").init(jax.random.fold_in(key, 0), d, r,
                                             dtype=jnp.float64)

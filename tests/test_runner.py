@@ -3,7 +3,6 @@ cell and the quantity; the other cells, the summary and the figure go on without
 a rerun neither repeats nor loses rows. Verdicts: a run with failed cells is inconclusive,
 a summary without a verdict is an error, and the report and the figure title show the
 verdict; every registered experiment's smoke summary carries a valid one."""
-import copy
 import functools
 import json
 
@@ -14,6 +13,7 @@ import ml_collections as mlc
 import numpy as np
 import pytest
 
+from conftest import smoke_run
 from rfjax import experiments
 from rfjax import plots
 from rfjax import results
@@ -58,18 +58,17 @@ def _plot(config, rows, summary):
 def _register_probe(summarize):
   experiments.EXPERIMENTS.register(NAME, experiments.Experiment(
       validate=lambda config: None, cells=lambda c: [dict(scale=s) for s in c.scales],
-      run_cell=_run_cell, summarize=summarize, claim="probe"))
+      run_cell=_run_cell, summarize=summarize, claim="probe", figure=_plot,
+      row_id_fields=("seed",)))
 
 
 @pytest.fixture
 def probe():
   _register_probe(_summarize)
-  plots.PLOTTERS.register(NAME, _plot)
   try:
     yield
   finally:
     experiments.EXPERIMENTS.unregister(NAME)
-    plots.PLOTTERS.unregister(NAME)
 
 
 def _config():
@@ -157,7 +156,6 @@ def test_a_summary_without_a_verdict_is_a_clear_error(tmp_path):
     return dict(claim="probe", prediction="finite", measured="", holds=True)
 
   _register_probe(old_style)
-  plots.PLOTTERS.register(NAME, _plot)
   try:
     config = _config()
     config.scales = (1.0,)
@@ -165,7 +163,6 @@ def test_a_summary_without_a_verdict_is_a_clear_error(tmp_path):
       runner.run_all(config, str(tmp_path))
   finally:
     experiments.EXPERIMENTS.unregister(NAME)
-    plots.PLOTTERS.unregister(NAME)
   good = verdicts.fields("fails", would_fail_if="x", departures="y")
   assert runner.check_verdict("e", dict(good)) == good
   for bad, match in [(dict(good, holds=True), "disagrees"), (dict(good, verdict="no"), "one of"),
@@ -205,41 +202,48 @@ def test_report_shows_verdicts_and_falls_back_to_holds_for_old_summaries(tmp_pat
 def test_figure_title_shows_the_verdict(summary, title):
   fig = plt.figure()
   try:
-    plots._title(fig, dict(summary, experiment="e"))
+    plots.title(fig, dict(summary, experiment="e"))
     assert fig._suptitle.get_text() == f"e: {title}"
   finally:
     plt.close(fig)
 
 
-# `experiments.run` memoized for this test session on (name, config, key): a run is a pure
-# function of them, so the verdict test below and each experiment's own smoke test (same
-# smoke config, key(0)) share one computation whichever runs first. Callers get copies.
-_RUNS: dict[tuple[str, str, bytes], list[dict]] = {}
-_experiments_run = experiments.run
-
-
-def _memoized_run(name, config, key):
-  memo = (name, json.dumps(results.to_json(config.to_dict()), sort_keys=True),
-          np.asarray(jax.random.key_data(key)).tobytes())
-  if memo not in _RUNS:
-    _RUNS[memo] = _experiments_run(name, config, key)
-  return copy.deepcopy(_RUNS[memo])
-
-
-experiments.run = _memoized_run
-# Being rewritten by others: their summaries may not carry a verdict yet.
-_CONVERTING = ("psi_correlation", "relu_neuron_rf", "neuron_gd")
+# The smoke runs below are computed once per test session (conftest memoizes
+# experiments.run_cells) and shared with each experiment's own tests and tests/test_figures.py.
 
 
 @pytest.mark.parametrize("name", experiments.names())
 def test_every_experiment_gives_its_smoke_run_a_verdict(name):
-  from conftest import load_config
-  config = load_config(name, "smoke")
-  rows = experiments.run(name, config, jax.random.key(config.seed))
-  summary = experiments.get(name).summarize(config, rows)
-  if name in _CONVERTING and "verdict" not in summary:
-    pytest.skip(f"{name}: summarize() gives no verdict yet (being converted to verdicts)")
+  config, cells = smoke_run(name)
+  summary = experiments.get(name).summarize(config, [r for _, rows in cells for r in rows])
   runner.check_verdict(name, summary)
   assert summary["verdict"] in verdicts.VERDICTS
   assert summary["holds"] == (summary["verdict"] == "holds")
   assert summary["would_fail_if"].strip()
+
+
+def test_row_keys_follow_the_experiments_fields_and_fall_back_to_positions():
+  rows = [dict(d=4, seed=s, regime=g, x=0.5) for g in ("full", "lazy") for s in (0, 1)]
+  keys = runner.row_keys("e/d=4", dict(d=4), rows, ("regime", "seed"))
+  assert keys[:2] == ["e/d=4/regime=full/seed=0", "e/d=4/regime=full/seed=1"]
+  # The field order is the experiment's, fields of the cell and missing fields left out.
+  assert runner.row_keys("e/d=4", dict(d=4), rows[:1], ("seed", "d", "nope", "regime")) == [
+      "e/d=4/seed=0/regime=full"]
+  # Fields that do not tell the rows apart: keyed by position instead.
+  assert runner.row_keys("e/d=4", dict(d=4), rows, ("seed",)) == [
+      f"e/d=4/seed={s}/row={i}" for i, s in enumerate((0, 1, 0, 1))]
+  bad = runner.error_row("e/d=4", dict(d=4), rows, [("x", rows[3])], ("regime", "seed"))
+  assert bad["failure"] == "e/d=4: non-finite x = 0.5 (regime=lazy, seed=1)"
+
+
+@pytest.mark.parametrize("name", experiments.names())
+def test_every_experiment_tells_its_smoke_rows_apart_by_its_row_id_fields(name):
+  """Row keys from the experiment's own row_id_fields are unique within every cell of its
+  smoke run, without the positional fallback (so a resumed run finds each row by content)."""
+  config, cells = smoke_run(name)
+  fields = experiments.get(name).row_id_fields
+  assert fields, f"{name} registers no row_id_fields"
+  for cell, rows in cells:
+    keys = runner.row_keys(results.cell_key(name, cell), cell, rows, fields)
+    assert not any("/row=" in k for k in keys), (name, cell, keys[:4])
+    assert len(set(keys)) == len(rows)

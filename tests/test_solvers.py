@@ -1,5 +1,4 @@
 """Tests for rfjax.solvers against numpy / scipy references and exact-vs-sample moments."""
-import importlib.util
 
 import jax
 import jax.numpy as jnp
@@ -9,7 +8,10 @@ import scipy.linalg
 import scipy.optimize
 
 from rfjax import distributions
+from rfjax import features
+from rfjax import gaussian
 from rfjax import solvers
+from rfjax import targets
 
 
 def _relu_params(key, d, r):
@@ -275,10 +277,6 @@ def test_smallest_B():
 # --------------------------------------------------------------------------- exact vs sample
 
 
-def _have(*names):
-  return all(importlib.util.find_spec(f"rfjax.{name}") is not None for name in names)
-
-
 def _mc_tolerance(fm, params, target_fn, d, n, k=6.0):
   """k Monte Carlo standard errors of each moment at n samples, from a pilot sample."""
   x_nd = jax.random.normal(jax.random.key(99), (1 << 14, d), jnp.float64)
@@ -299,9 +297,7 @@ def _check_exact_vs_sample(fm, params, exact, target_fn, d):
                                  err_msg=name)
 
 
-@pytest.mark.skipif(not _have("features", "gaussian"), reason="features/gaussian not present")
 def test_gaussian_moments_match_sample_moments():
-  from rfjax import features, gaussian  # pylint: disable=import-outside-toplevel
   d, r = 3, 6
   fm = features.get("relu_biased")
   params = fm.init(jax.random.key(20), d, r, jnp.float64)
@@ -316,11 +312,8 @@ def test_gaussian_moments_match_sample_moments():
   _check_exact_vs_sample(fm, params, exact, target_fn, d)
 
 
-@pytest.mark.skipif(not _have("features", "gaussian", "psi", "targets"),
-                    reason="features/gaussian/psi/targets not yet present")
 @pytest.mark.parametrize("target_name", ["relu_neuron", "psi"])
 def test_exact_moments_match_sample_moments(target_name):
-  from rfjax import features, targets  # pylint: disable=import-outside-toplevel
   d, r = 3, 6
   fm = features.get("relu_biased")
   params = fm.init(jax.random.key(20), d, r, jnp.float64)

@@ -20,7 +20,6 @@ import pytest
 import fake_bucket
 from rfjax import checkpoints
 from rfjax import experiments
-from rfjax import plots
 from rfjax import results
 from rfjax import runner
 from rfjax import sweep
@@ -88,13 +87,12 @@ def probe():
 
   experiments.EXPERIMENTS.register(NAME, experiments.Experiment(
       validate=lambda c: None, cells=lambda c: [dict(a=a) for a in c.alphas],
-      run_cell=run_cell, summarize=_summarize, claim="probe", checkpoints=True))
-  plots.PLOTTERS.register(NAME, _plot)
+      run_cell=run_cell, summarize=_summarize, claim="probe", checkpoints=True,
+      figure=_plot, row_id_fields=("seed",)))
   try:
     yield kill
   finally:
     experiments.EXPERIMENTS.unregister(NAME)
-    plots.PLOTTERS.unregister(NAME)
 
 
 @pytest.fixture

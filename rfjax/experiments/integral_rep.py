@@ -32,6 +32,7 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import matplotlib.pyplot as plt
 import ml_collections as mlc
 import numpy as np
 
@@ -39,12 +40,16 @@ from rfjax import activations
 from rfjax import distributions
 from rfjax import experiments
 from rfjax import legendre
+from rfjax import plots
 from rfjax import results
+from rfjax import stats
 from rfjax import sweep
 from rfjax import validation
 from rfjax import verdicts
 
 NAME = "integral_rep"
+# The row fields that tell one cell's rows apart, in row-key order (Experiment.row_id_fields).
+ROW_ID_FIELDS = ("sigma", "seed")
 
 
 def random_alpha(key: jax.Array, mask_s: jax.Array, num_terms: int) -> jax.Array:
@@ -147,9 +152,7 @@ def _cell_numbers(key: jax.Array, p_root: jax.Array, *, sigma: str, d: int, k: i
   the certified residual bound. Seed s's P comes from fold_in(p_root, s), so the cells of one
   (σ, d, k) that differ only in K see the same polynomials. [s] each."""
   k_sph, k_ball, k_seeds = jax.random.split(key, 3)
-  half = num_test // 2
-  x = jnp.concatenate([distributions.sphere(k_sph, half, d, dtype=jnp.float64),
-                       distributions.ball(k_ball, num_test - half, d, dtype=jnp.float64)])
+  x = distributions.sphere_and_ball(k_sph, k_ball, num_test, d, dtype=jnp.float64)
   inputs = _cell_inputs(sigma, d, k, K, _group(sigma, d, k_max, K_max), monomials)
   fn = functools.partial(_one_seed, sigma=sigma, d=d, k_max=k_max, K_max=K_max,
                          num_terms=num_terms, num_sup=num_sup, chunk=chunk)
@@ -233,10 +236,6 @@ def run_cell(config: mlc.ConfigDict, cell: dict[str, Any], key: jax.Array) -> li
           for s in range(config.num_seeds)]
 
 
-def _loglog_slope(x: list[float], y: list[float]) -> float:
-  return float(np.polyfit(np.log(x), np.log(y), 1)[0]) if len(x) >= 2 else float("nan")
-
-
 def l2_bounds_every_g(sigma: str) -> bool:
   """True when ‖ĝ‖₂ is a lower bound on sup|g| for every g that represents P: σ is a
   polynomial with a_n ≠ 0 for every n ≤ deg σ (then ĝ is every such g's L² projection)."""
@@ -282,9 +281,7 @@ def summarize(config: mlc.ConfigDict, rows: list[dict]) -> dict[str, Any]:
   (B) polynomial σ: sup|g| within the theorem's k-form bound C_P(k); (C) analytic σ: the
   truncation at K reaches residual ≤ trunc_tol within C_P(k) at some K of the config."""
   f = results.to_float
-  table: dict[tuple, list[dict]] = {}
-  for r in rows:
-    table.setdefault((r["sigma"], r["d"], r["k"], r["K"]), []).append(r)
+  table = stats.group_by(rows, "sigma", "d", "k", "K")
   cells_out = []
   for (sigma, d, k, K), rs in sorted(table.items()):
     c = dict(sigma=sigma, d=d, k=k, K=K, num_seeds=len(rs),
@@ -330,9 +327,7 @@ def summarize(config: mlc.ConfigDict, rows: list[dict]) -> dict[str, Any]:
     exact_part = verdicts.judge(not bad_exact and not unrepresentable)
 
   # (B) the k-form bound, polynomial σ, representable P.
-  bound_rows = {}
-  for r in represented:
-    bound_rows.setdefault((r["sigma"], r["d"], r["k"]), []).append(r)
+  bound_rows = stats.group_by(represented, "sigma", "d", "k")
   bound_cells, bound_parts = [], []
   for (sigma, d, k), rs in sorted(bound_rows.items()):
     outs = [bound_outcome(r) for r in rs]
@@ -362,9 +357,7 @@ def summarize(config: mlc.ConfigDict, rows: list[dict]) -> dict[str, Any]:
     bound_part = verdicts.combine(bound_parts)
 
   # (C) analytic σ: the truncation at K, against trunc_tol and C_P(k).
-  by_p: dict[tuple, list[dict]] = {}
-  for r in analytic_rows:
-    by_p.setdefault((r["sigma"], r["d"], r["k"], r["seed"]), []).append(r)
+  by_p = stats.group_by(analytic_rows, "sigma", "d", "k", "seed")
   trunc_cells: dict[tuple, dict] = {}
   trunc_parts = []
   for (sigma, d, k, seed), rs in sorted(by_p.items()):
@@ -417,9 +410,10 @@ def summarize(config: mlc.ConfigDict, rows: list[dict]) -> dict[str, Any]:
         sigma=sigma, k=k, K=K, ds=[c["d"] for c in cs],
         sup_g_median=[c["sup_g_median"] for c in cs],
         bound_k_median=[c["bound_k_median"] for c in cs],
-        sup_g_slope_in_log_d=_loglog_slope([c["d"] for c in cs], [c["sup_g_median"] for c in cs]),
-        bound_slope_in_log_d=_loglog_slope([c["d"] for c in cs],
-                                           [c["bound_k_median"] for c in cs])))
+        sup_g_slope_in_log_d=stats.loglog_slope([c["d"] for c in cs],
+                                                [c["sup_g_median"] for c in cs]),
+        bound_slope_in_log_d=stats.loglog_slope([c["d"] for c in cs],
+                                                [c["bound_k_median"] for c in cs])))
   verdict = verdicts.combine([exact_part, bound_part, trunc_part])
   analytic_sigmas = sorted({r["sigma"] for r in analytic_rows})
   poly_sigmas = sorted({r["sigma"] for r in poly_rows})
@@ -507,6 +501,112 @@ def summarize(config: mlc.ConfigDict, rows: list[dict]) -> dict[str, Any]:
   )
 
 
+# ------------------------------------------------------------------------------ figure
+
+
+def figure(config: mlc.ConfigDict, rows: list[dict], summary: dict[str, Any]
+                 ) -> plt.Figure:
+  """Top: for the first analytic σ, sup|ĝ_K| against K per d with the theorem's k-form bound
+  C_P(k) (dashed, flat in K), one panel per k. Bottom: the truncation residual against K
+  (measured and certified) with trunc_tol; polynomial σ: sup|g| against d with C_P(k) and the
+  all-g lower bound ‖ĝ‖₂; the residual per P, unrepresentable P marked."""
+  cells = summary["cells"]
+  analytic = [c for c in cells if "residual_bound_max" in c]
+  poly = [c for c in cells if "residual_bound_max" not in c]
+  sig_a = sorted({c["sigma"] for c in analytic})
+  ks_a = sorted({c["k"] for c in analytic}) or [None]
+  ncol = max(len(ks_a), 3)
+  fig, axes = plt.subplots(2, ncol, figsize=(5.2 * ncol, 9.5), squeeze=False)
+  ds = sorted({c["d"] for c in analytic})
+  dcol = dict(zip(ds, plt.cm.plasma(np.linspace(0, 0.85, max(len(ds), 1)))))
+  for ax, k in zip(axes[0], ks_a):
+    if k is None:
+      ax.text(0.5, 0.5, "no analytic σ in this run", ha="center", va="center",
+              transform=ax.transAxes)
+      continue
+    for d in ds:
+      cs = sorted((c for c in analytic if (c["sigma"], c["d"], c["k"]) == (sig_a[0], d, k)),
+                  key=lambda c: c["K"])
+      if not cs:
+        continue
+      ax.plot([c["K"] for c in cs], [c["sup_g_median"] for c in cs], "o-", color=dcol[d],
+              ms=4, label=f"d={d}")
+      ax.axhline(cs[0]["bound_k_median"], color=dcol[d], ls="--", lw=0.9)
+    ax.set(yscale="log", xlabel="truncation degree K of ĝ",
+           ylabel="searched sup|ĝ_K| (median over P)",
+           title=f"{sig_a[0]}, deg P ≤ k = {k}: sup|ĝ_K| (o) grows with K;\nC_P(k) "
+                 f"({config.bound_form}, dashed) does not")
+    ax.legend(fontsize=7, ncol=2)
+  for ax in axes[0][len(ks_a):]:
+    ax.axis("off")
+  ax2, ax3, ax4 = axes[1][:3]
+  for ax in axes[1][3:]:
+    ax.axis("off")
+  if analytic:
+    k_lo = min(c["k"] for c in analytic)
+    marks = dict(zip(sig_a, ["o", "s", "^", "D"]))
+    for sigma in sig_a:
+      for d in ds:
+        cs = sorted((c for c in analytic if (c["sigma"], c["d"], c["k"]) == (sigma, d, k_lo)),
+                    key=lambda c: c["K"])
+        if not cs:
+          continue
+        K = [c["K"] for c in cs]
+        ax2.plot(K, [max(c["residual_max"], 1e-18) for c in cs], marks[sigma] + "-",
+                 color=dcol[d], ms=4, label=f"d={d}" if sigma == sig_a[0] else None)
+        ax2.plot(K, [c["residual_bound_max"] for c in cs], marks[sigma] + ":", color=dcol[d],
+                 ms=3, mfc="none", lw=0.8)
+    ax2.axhline(config.trunc_tol, color="k", lw=1, ls="--",
+                label=f"trunc_tol = {config.trunc_tol:g}")
+    ax2.set(yscale="log", xlabel="truncation degree K of ĝ",
+            ylabel="residual sup_x |E gσ − P| (max over P)",
+            title=f"truncation residual, k={k_lo} ({', '.join(f'{s} {marks[s]}' for s in sig_a)})"
+                  ":\nmeasured (solid), certified bound (dotted)")
+    ax2.legend(fontsize=7, ncol=2)
+  else:
+    ax2.text(0.5, 0.5, "no analytic σ in this run", ha="center", va="center",
+             transform=ax2.transAxes)
+  ks = sorted({c["k"] for c in poly})
+  kcol = dict(zip(ks, plt.cm.viridis(np.linspace(0, 0.8, max(len(ks), 1)))))
+  for sigma in sorted({c["sigma"] for c in poly}):
+    for k in ks:
+      cs = sorted((c for c in poly if (c["sigma"], c["k"]) == (sigma, k)), key=lambda c: c["d"])
+      if not cs:
+        continue
+      d = [c["d"] for c in cs]
+      ax3.plot(d, [c["sup_g_median"] for c in cs], "o-", color=kcol[k], label=f"{sigma}, k={k}")
+      ax3.plot(d, [c["g_l2_max"] for c in cs], "v:", color=kcol[k], ms=3, lw=0.8)
+      ax3.plot(d, [c["bound_k_median"] for c in cs], "s--", color=kcol[k], ms=3, lw=1)
+  if poly:
+    ax3.set(yscale="log", xlabel="dimension d", ylabel="sup|g| (median over P)",
+            title=f"polynomial σ (ĝ of degree deg σ): searched sup|ĝ| (o), C_P(k) (■, "
+                  f"{config.bound_form}),\n‖ĝ‖₂ (▽, max; below sup|g| of every g)")
+    ax3.legend(fontsize=7)
+    rep = [r for r in rows if r["sigma"] in {c["sigma"] for c in poly}]
+    ok = [r for r in rep if int(r.get("num_unsupported", 0)) == 0]
+    bad = [r for r in rep if int(r.get("num_unsupported", 0)) > 0]
+    jit = {k: 0.08 * (i - (len(ks) - 1) / 2) for i, k in enumerate(ks)}
+    if ok:
+      ax4.plot([r["d"] + jit[r["k"]] for r in ok], [max(r["residual"], 1e-18) for r in ok],
+               "o", color="tab:blue", ms=4, label="P within the hypothesis")
+    if bad:
+      ax4.plot([r["d"] + jit[r["k"]] for r in bad], [r["residual"] for r in bad], "x",
+               color="tab:red", ms=7, label="P with a monomial σ lacks: no representation")
+    ax4.axhline(config.poly_tol, color="k", lw=1, ls="--", label=f"poly_tol = {config.poly_tol:g}")
+    ax4.set(yscale="log", xlabel="dimension d", ylabel="residual max_x |E gσ − P|",
+            title="polynomial σ: residual per P")
+    ax4.legend(fontsize=7)
+  else:
+    for ax in (ax3, ax4):
+      ax.text(0.5, 0.5, "no polynomial σ in this run", ha="center", va="center",
+              transform=ax.transAxes)
+  for ax in axes.flat:
+    ax.title.set_fontsize(7.5)
+  plots.title(fig, summary)
+  return fig
+
+
 experiments.EXPERIMENTS.register(NAME, experiments.Experiment(
     validate=validate, cells=cells, run_cell=run_cell, summarize=summarize,
+    figure=figure, row_id_fields=ROW_ID_FIELDS,
     claim="Thm 3.4 (Legendre integral representation)"))

@@ -23,6 +23,8 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import matplotlib.patches
+import matplotlib.pyplot as plt
 import ml_collections as mlc
 import numpy as np
 
@@ -30,6 +32,7 @@ from rfjax import activations
 from rfjax import distributions
 from rfjax import experiments
 from rfjax import networks
+from rfjax import plots
 from rfjax import results
 from rfjax import stats
 from rfjax import sweep
@@ -39,6 +42,8 @@ from rfjax import verdicts
 from rfjax.experiments import polynomial_sgd
 
 NAME = "lazy_training"
+# The row fields that tell one cell's rows apart, in row-key order (Experiment.row_id_fields).
+ROW_ID_FIELDS = ("regime", "r", "seed", "step")
 F64 = jnp.float64
 # The judged quantities (fields of the `full` rows); w_move (divided by ‖W_0‖_F) is reported.
 QUANTITIES = ("w_move_abs", "sign_flips", "out_gap")
@@ -260,6 +265,72 @@ def summarize(config: mlc.ConfigDict, rows: list[dict]) -> dict[str, Any]:
   )
 
 
+# ------------------------------------------------------------------------------ figure
+
+
+def figure(config: mlc.ConfigDict, rows: list[dict],
+                  summary: dict[str, Any]) -> plt.Figure:
+  """Movement, sign flips and full-vs-linearised gap vs width (log-log, seed means with the
+  seeds' range) with the predicted slopes; each exponent's interval against its band; test
+  errors of the three regimes."""
+  fig, (ax1, ax2, ax3) = plt.subplots(1, 3, figsize=(15, 4.5))
+  markers = dict(relu="o", sincos="s")
+  colors = dict(w_move_abs="C0", sign_flips="C3", out_gap="C2")
+  labels = dict(w_move_abs="‖W_T−W_0‖_F", sign_flips="sign-flip fraction",
+                out_gap="‖N_full − N_lin‖/‖N_full‖")
+  tol = summary.get("exponent_tolerance", config.exponent_tolerance)
+  ticks, tick_labels = [], []
+  for a_i, (act, v) in enumerate(summary["lazy"].items()):
+    cs = v["cells"]
+    rs = np.array([c["r"] for c in cs], float)
+    mk = markers.get(act, "d")
+    alpha = 0.9 if act == "relu" else 0.5
+    for key, color in colors.items():
+      e = v["exponents"][key]
+      y = np.array([c[key] for c in cs])
+      per_seed = [[float(x[key]) for x in rows if x.get("activation") == act
+                   and x["r"] == c["r"] and x["regime"] == "full"] for c in cs]
+      lo = [min(p) if p else np.nan for p in per_seed]
+      hi = [max(p) if p else np.nan for p in per_seed]
+      ax1.plot(rs, y, mk + "-", color=color, alpha=alpha,
+               label=f"{labels[key]} [{act}] ∝ r^{e['slope']:.2f}")
+      ax1.fill_between(rs, lo, hi, color=color, alpha=0.12)
+      if e["predicted"] is not None and y[-1] > 0:
+        ax1.plot(rs, y[-1] * (rs / rs[-1]) ** e["predicted"], ":", color=color, lw=1)
+      if e.get("verdict") is None:
+        continue
+      pos = len(ticks)
+      ticks.append(pos)
+      tick_labels.append(f"{key}\n[{act}]")
+      ax2.add_patch(matplotlib.patches.Rectangle((pos - 0.3, e["predicted"] - tol), 0.6,
+                                                 2 * tol, color="0.85", zorder=0))
+      ax2.plot([pos - 0.3, pos + 0.3], [e["predicted"]] * 2, "k-", lw=1)
+      ax2.errorbar([pos], [e["slope"]], yerr=[[e["slope"] - e["lo"]], [e["hi"] - e["slope"]]],
+                   fmt=mk, color=color, capsize=4,
+                   label=None if a_i else f"{labels[key]}")
+      ax2.annotate(e["verdict"], (pos, e["hi"]), textcoords="offset points", xytext=(0, 6),
+                   ha="center", fontsize=7)
+    for regime, (color, style) in plots.REGIME_STYLE.items():
+      ax3.plot(rs, [c[f"{regime}_test_error"] for c in cs], color=color, marker=mk,
+               ls="-" if act == "relu" else "--", alpha=alpha, label=f"{regime} [{act}]")
+  ax1.plot([], [], "k:", label="predicted slope, through the largest width")
+  ax1.set(xscale="log", yscale="log", xlabel="width r")
+  ax1.set_title(f"η·r = {config.lr_times_r:g}, T = {config.steps}: seed means, range shaded",
+                fontsize=9)
+  ax1.legend(fontsize=6.5)
+  ax2.set_xticks(ticks)
+  ax2.set_xticklabels(tick_labels, fontsize=7)
+  ax2.set(ylabel="exponent in r")
+  ax2.set_title(f"fitted exponents, {100 * config.interval_level:.0f}% seed-bootstrap "
+                f"interval; grey: predicted ± {tol:g}", fontsize=9)
+  ax3.set(xscale="log", xlabel="width r", ylabel="test 0-1 error")
+  ax3.set_title(f"polynomial task (d = {config.d}, degree {config.degree})", fontsize=9)
+  ax3.legend(fontsize=7)
+  plots.title(fig, summary)
+  return fig
+
+
 experiments.EXPERIMENTS.register(NAME, experiments.Experiment(
     validate=validate, cells=cells, run_cell=run_cell, summarize=summarize,
+    figure=figure, row_id_fields=ROW_ID_FIELDS,
     claim="lazy training (Section 2)"))

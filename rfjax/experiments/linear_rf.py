@@ -18,22 +18,28 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import matplotlib.pyplot as plt
 import ml_collections as mlc
 import numpy as np
-from scipy import stats
+import scipy.stats
 
 from rfjax import api
 from rfjax import boxqp
+from rfjax import distributions
 from rfjax import experiments
 from rfjax import features
 from rfjax import linalg
+from rfjax import plots
 from rfjax import results
+from rfjax import stats
 from rfjax import sweep
 from rfjax import targets
 from rfjax import validation
 from rfjax import verdicts
 
 NAME = "linear_rf"
+# The row fields that tell one cell's rows apart, in row-key order (Experiment.row_id_fields).
+ROW_ID_FIELDS = ("mode", "feature", "r", "seed")
 
 
 def best_linear_error(w_dr: jax.Array, w_star_d: jax.Array) -> jax.Array:
@@ -48,16 +54,16 @@ def _one_seed(key: jax.Array, *, d: int, r: int, feature: str) -> jax.Array:
   k_star, k_feat = jax.random.split(key)
   fm = features.get(feature)
   w_dr = fm.ridge(fm.init(k_feat, d, r)).w_dr.astype(jnp.float64)
-  w_star = jax.random.normal(k_star, (d,), jnp.float64)
-  return best_linear_error(w_dr, w_star / jnp.linalg.norm(w_star))
+  w_star_d = distributions.unit_vectors(k_star, (d,), dtype=jnp.float64, guard_zero=False)
+  return best_linear_error(w_dr, w_star_d)
 
 
 def other_fit(key: jax.Array, *, d: int, r: int, feature: str, n: int, chunk: int
               ) -> dict[str, Any]:
   """Least-squares fit (free bias) of <w*, x>, |w*| = 1, by r features of any map, one draw."""
   k_star, k_feat, k_x = jax.random.split(key, 3)
-  w_star = jax.random.normal(k_star, (d,), jnp.float64)
-  target = targets.linear(w_star / jnp.linalg.norm(w_star))
+  target = targets.linear(
+      distributions.unit_vectors(k_star, (d,), dtype=jnp.float64, guard_zero=False))
   fm = features.get(feature)
   m, mode, method = api.moments(feature, fm.init(k_feat, d, r), target, d=d, key=k_x, n=n,
                                 chunk=chunk)
@@ -117,6 +123,14 @@ def run_cell(config: mlc.ConfigDict, cell: dict[str, Any], key: jax.Array) -> li
                error=float(e)) for s, e in enumerate(errors)]
 
 
+def _other_cell(feature: str, d: int, r: int, rows: list[dict]) -> dict[str, Any]:
+  """The mean error ± s.e. of another feature map's rows at (d, r), beside the prediction."""
+  mean, se = stats.mean_se([x["error"] for x in rows])
+  return dict(feature=feature, d=d, r=r, mode=rows[0]["mode"], method=rows[0]["method"],
+              precision=rows[0]["precision"], predicted=1.0 - r / d, mean_error=mean,
+              stderr=se)
+
+
 def summarize(config: mlc.ConfigDict, rows: list[dict]) -> dict[str, Any]:
   """Mean error within max_mean_z standard errors of 1 − r/d in every cell; at r = d/2, the
   fraction of errors below the threshold within max_tail_z binomial s.e. of the Beta law."""
@@ -131,12 +145,12 @@ def summarize(config: mlc.ConfigDict, rows: list[dict]) -> dict[str, Any]:
   table, worst_z, min_ks = [], 0.0, 1.0
   for (d, r, n), errs in sorted(by_cell.items()):
     e = np.asarray(errs)
-    mean, se = float(e.mean()), float(e.std(ddof=1) / math.sqrt(len(e)))
+    mean, se = stats.mean_se(e)
     pred = 1.0 - r / d
     z = abs(mean - pred) / se if se > 0 else float("inf")
-    ks = float(stats.kstest(e, stats.beta((d - r) / 2, r / 2).cdf).pvalue)
+    ks = float(scipy.stats.kstest(e, scipy.stats.beta((d - r) / 2, r / 2).cdf).pvalue)
     below = float(np.mean(e < config.threshold))
-    beta_below = float(stats.beta.cdf(config.threshold, (d - r) / 2, r / 2))
+    beta_below = float(scipy.stats.beta.cdf(config.threshold, (d - r) / 2, r / 2))
     # The tail probability against the Beta law, in binomial standard errors.
     tail_se = math.sqrt(max(beta_below * (1 - beta_below), 1e-300) / len(e))
     tail_z = abs(below - beta_below) / tail_se
@@ -194,17 +208,64 @@ def summarize(config: mlc.ConfigDict, rows: list[dict]) -> dict[str, Any]:
               "(the Beta law needs spherically symmetric w_i)")),
       max_z=worst_z,
       max_tail_z=worst_tail,
-      other_features=[
-          dict(feature=f, d=d, r=r, mode=sel[0]["mode"], method=sel[0]["method"],
-               precision=sel[0]["precision"], predicted=1.0 - r / d,
-               mean_error=float(np.mean([x["error"] for x in sel])),
-               stderr=float(np.std([x["error"] for x in sel], ddof=1) / math.sqrt(len(sel))))
-          for (f, d, r), sel in sorted(others.items())],
+      other_features=[_other_cell(f, d, r, sel) for (f, d, r), sel in sorted(others.items())],
       min_ks_pvalue=min_ks,
       cells=table,
   )
 
 
+# ------------------------------------------------------------------------------ figure
+
+
+def figure(config: mlc.ConfigDict, rows: list[dict], summary: dict[str, Any]) -> plt.Figure:
+  """Error vs r/d against 1 − r/d and the Beta law; tail probability vs d."""
+  cells = summary["cells"]
+  fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
+  grid = np.linspace(0.0, 1.0, 101)
+  ax1.plot(grid, 1 - grid, "k-", lw=1, label="1 − r/d (Prop. 4.1)")
+  main = [c for c in cells if c["num_seeds"] == config.num_seeds]
+  ds = sorted({c["d"] for c in main})
+  colors = plt.cm.viridis(np.linspace(0, 0.85, max(len(ds), 1)))
+  for d, color in zip(ds, colors):
+    cs = sorted((c for c in main if c["d"] == d), key=lambda c: c["r"])
+    x = np.array([c["r"] / d for c in cs])
+    lo = [scipy.stats.beta.ppf(0.05, (d - c["r"]) / 2, c["r"] / 2) for c in cs]
+    hi = [scipy.stats.beta.ppf(0.95, (d - c["r"]) / 2, c["r"] / 2) for c in cs]
+    ax1.fill_between(x, lo, hi, color=color, alpha=0.12)
+    ax1.errorbar(x, [c["mean_error"] for c in cs], yerr=[3 * c["stderr"] for c in cs],
+                 fmt="o", color=color, ms=4, capsize=2, label=f"d = {d} (mean ± 3 s.e.)")
+  for k, f in enumerate(sorted({o["feature"] for o in summary.get("other_features", ())})):
+    os_ = [o for o in summary["other_features"] if o["feature"] == f]
+    ax1.errorbar([o["r"] / o["d"] for o in os_], [o["mean_error"] for o in os_],
+                 yerr=[3 * o["stderr"] for o in os_], fmt="s", mfc="none", color=f"C{k + 1}",
+                 ms=5, capsize=2, label=f"{f} ({os_[0]['mode']}, beside)")
+  ax1.set(xlabel="r / d", ylabel="min_u E(Σ u_i<w_i,x> − <w*,x>)²",
+          title="Best linear-RF error; bands: Beta law 5–95%")
+  ax1.legend(fontsize=8)
+  tail = sorted((c for c in cells if c["num_seeds"] == config.tail_seeds
+                 and 2 * c["r"] == c["d"]), key=lambda c: c["d"])
+  if tail:
+    d = np.array([c["d"] for c in tail])
+    frac = np.array([c["frac_below"] for c in tail])
+    floor = 0.5 / config.tail_seeds
+    dd = np.arange(d.min(), d.max() + 1)
+    ax2.semilogy(dd, scipy.stats.beta.cdf(config.threshold, dd / 4, dd / 4), "k-", lw=1,
+                 label="Beta law (exact)")
+    hit = frac > 0
+    err = np.sqrt(frac * (1 - frac) / config.tail_seeds)
+    ax2.errorbar(d[hit], frac[hit], yerr=2 * err[hit], fmt="o", color="C3", capsize=2,
+                 label=f"measured ± 2 s.e. ({config.tail_seeds} draws)")
+    if (~hit).any():
+      ax2.semilogy(d[~hit], np.full((~hit).sum(), floor), "v", mfc="none", color="C3",
+                   label="none below (plotted at 1/(2·draws))")
+    ax2.set(xlabel="d", ylabel=f"P(error < {config.threshold}) at r = d/2",
+            title="Small error at r = d/2 is exponentially rare")
+    ax2.legend(fontsize=8)
+  plots.title(fig, summary)
+  return fig
+
+
 experiments.EXPERIMENTS.register(NAME, experiments.Experiment(
     validate=validate, cells=cells, run_cell=run_cell, summarize=summarize,
+    figure=figure, row_id_fields=ROW_ID_FIELDS,
     claim="Prop. 4.1 (linear random features)"))

@@ -43,6 +43,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import matplotlib.pyplot as plt
 import ml_collections as mlc
 import numpy as np
 import scipy.stats
@@ -53,6 +54,7 @@ from rfjax import experiments
 from rfjax import features
 from rfjax import gaussian
 from rfjax import networks
+from rfjax import plots
 from rfjax import psi
 from rfjax import solvers
 from rfjax import sweep
@@ -61,6 +63,8 @@ from rfjax import validation
 from rfjax import verdicts
 
 NAME = "neuron_contrast"
+# The row fields that tell one cell's rows apart, in row-key order (Experiment.row_id_fields).
+ROW_ID_FIELDS = ("regime", "step_sizes", "kink", "r", "seed", "step")
 F64 = jnp.float64
 F32 = jnp.float32         # training (DESIGN: float32 for training); moments and errors: float64
 _HI = jax.lax.Precision.HIGHEST
@@ -99,9 +103,9 @@ def with_one(x_nd: jax.Array) -> jax.Array:
 def _seed_draws(key: jax.Array, d: int, r: int) -> dict[str, Any]:
   """The seed's w* (‖w*‖ = d), W_0 [r, d+1] and its data / test / fit keys."""
   k_star, k_init, k_data, k_test, k_fit = jax.random.split(key, 5)
-  g = jax.random.normal(k_star, (d,), F64)
   net = networks.make(r, "relu", dtype=F32)
-  return dict(w_d=d * g / jnp.linalg.norm(g), net=net, p0=networks.init(net, k_init, d + 1),
+  w_d = distributions.unit_vectors(k_star, (d,), radius=d, dtype=F64, guard_zero=False)
+  return dict(w_d=w_d, net=net, p0=networks.init(net, k_init, d + 1),
               k_data=k_data, k_test=k_test, k_fit=k_fit)
 
 
@@ -539,6 +543,100 @@ def _worst(sel: list[dict]) -> dict[str, Any]:
               unresolved=len(sel) - len(ok))
 
 
+# ------------------------------------------------------------------------------ figure
+
+
+_RUN_STYLE = {("full", "lazy"): ("C0", "o-"), ("full", "mean_field"): ("C0", "o--"),
+              ("random_features", "frozen"): ("C1", "s-"),
+              ("linearized", "lazy"): ("C2", "^-"), ("linearized", "mean_field"): ("C2", "^--")}
+
+
+def _pos(v: Any, floor: float) -> float:
+  """v floored for a log axis; NaN (not drawn) for a diverged run (None)."""
+  return float("nan") if v is None else max(float(v), floor)
+
+
+def _run_label(regime: str, family: str) -> str:
+  return regime if family == "frozen" else f"{regime}, {family.replace('_', '-')} steps"
+
+
+def figure(config: mlc.ConfigDict, rows: list[dict],
+                    summary: dict[str, Any]) -> plt.Figure:
+  """Error on every ψ-neuron at the largest width (seed 0); error on the hardest ψ-neuron vs
+  width for each regime and step sizes, with the random-features best readout; training
+  curves on the hardest neuron at the largest width."""
+  fig, (ax1, ax2, ax3) = plt.subplots(1, 3, figsize=(17, 5))
+  eps = summary["threshold"]
+  cells = summary["cells"]
+  r_max = max(c["r"] for c in cells)
+  floor = eps * 1e-4
+  for (regime, family), (color, style) in _RUN_STYLE.items():
+    sel = sorted((x for x in rows if x["r"] == r_max and x["seed"] == 0
+                  and x["regime"] == regime and x["step_sizes"] == family),
+                 key=lambda x: x["kink"])
+    ax1.plot([x["kink"] for x in sel], [_pos(x["error"], floor) for x in sel], style,
+             color=color, ms=4, label=_run_label(regime, family))
+    if regime == "random_features":
+      ax1.plot([x["kink"] for x in sel], [max(float(x["best_fit_error"]), floor) for x in sel],
+               "x:", color=color, label="random features: best readout (exact, any weights)")
+  hard = [c for c in cells if c["r"] == r_max and c["seed"] == 0]
+  if hard:
+    ax1.axvline(hard[0]["kink"], color="0.5", lw=1, ls="--", label="hardest ψ-neuron")
+  ax1.axhline(eps, color="k", lw=1, ls=":", label=f"ε = 1/(50a²) = {eps:.2g}")
+  unresolved = [x["kink"] for x in rows if x["r"] == r_max and x["seed"] == 0
+                and x["regime"] == "random_features" and not x.get("mc_resolved", True)]
+  if unresolved:
+    ax1.axvspan(min(unresolved) - 0.1, max(unresolved) + 0.1, color="0.9", zorder=0,
+                label="too few active test inputs (Monte Carlo unresolved)")
+  ax1.set(yscale="log", xlabel="kink c_j / ‖w*‖", ylabel="test error E(N − f*_j)²")
+  ax1.set_title(f"all {summary['num_neurons']} ψ-neurons, d = {config.d}, r = {r_max}, seed 0",
+                fontsize=9)
+  ax1.legend(fontsize=6.5)
+  rs = sorted({c["r"] for c in cells})
+
+  def per_r(get):
+    vals = [[get(c) for c in cells if c["r"] == r] for r in rs]
+    return ([float(np.mean(v)) for v in vals], [float(np.min(v)) for v in vals],
+            [float(np.max(v)) for v in vals])    # NaN where a seed diverged
+
+  series = [(("full", "lazy"), lambda c: c["lazy"]["full"]["error"]),
+            (("full", "mean_field"), lambda c: c["mean_field"]["full"]["error"]),
+            (("random_features", "frozen"), lambda c: c["random_features"]["error"]),
+            (("linearized", "lazy"), lambda c: c["lazy"]["linearized"]["error"]),
+            (("linearized", "mean_field"), lambda c: c["mean_field"]["linearized"]["error"])]
+  for run, get in series:
+    color, style = _RUN_STYLE[run]
+    mean, lo, hi = per_r(lambda c: _pos(get(c), floor))
+    ax2.errorbar(rs, mean, yerr=[np.subtract(mean, lo), np.subtract(hi, mean)], fmt=style,
+                 color=color, capsize=3, label=_run_label(*run))
+  mean, lo, hi = per_r(lambda c: max(c["rf_best_fit_lower"], floor))
+  ax2.plot(rs, mean, "x:", color="C1", label="random features: certified best readout")
+  lin = [(c["r"], c["lin_best_fit_error"]) for c in cells if c["lin_best_fit_error"] is not None]
+  if lin:
+    ax2.plot(*zip(*lin), "+", color="C2", ls="none",
+             label="linearised: best readout (in-sample)")
+  ax2.axhline(eps, color="k", lw=1, ls=":", label="ε")
+  ax2.set(xscale="log", yscale="log", xlabel="width r", ylabel="test error on the hardest neuron")
+  ax2.set_title(f"hardest ψ-neuron (seed mean, range): lazy {summary['verdict']}, "
+                f"mean-field {summary['mean_field_verdict']}", fontsize=9)
+  ax2.legend(fontsize=6.5)
+  for c in hard:
+    for (regime, family), (color, style) in _RUN_STYLE.items():
+      sel = [x for x in rows if x["r"] == r_max and x["seed"] == c["seed"] and x["j"] == c["j"]
+             and x["regime"] == regime and x["step_sizes"] == family]
+      for x in sel:
+        ax3.plot(x["curve_steps"], [_pos(v, floor) for v in x["curve_error"]],
+                 style, color=color, ms=3, label=_run_label(regime, family))
+  ax3.axhline(eps, color="k", lw=1, ls=":", label="ε")
+  ax3.set(yscale="log", xlabel="SGD step", ylabel=f"error on {config.n_log} curve inputs")
+  ax3.set_title(f"hardest ψ-neuron, r = {r_max}, seed 0: batch {config.batch}, "
+                f"η·r = {config.lr_times_r:g}", fontsize=9)
+  ax3.legend(fontsize=6.5)
+  plots.title(fig, summary)
+  return fig
+
+
 experiments.EXPERIMENTS.register(NAME, experiments.Experiment(
     validate=validate, cells=cells, run_cell=run_cell, summarize=summarize,
+    figure=figure, row_id_fields=ROW_ID_FIELDS,
     claim="the neuron contrast (Section 4): full training against its lazy twins"))

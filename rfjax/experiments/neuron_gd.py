@@ -25,24 +25,31 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import matplotlib.pyplot as plt
+import matplotlib.ticker
 import ml_collections as mlc
 import numpy as np
 import optax
 
 from rfjax import api
 from rfjax import boxqp
+from rfjax import distributions
 from rfjax import experiments
 from rfjax import features
 from rfjax import gaussian
+from rfjax import plots
 from rfjax import psi
 from rfjax import results
 from rfjax import solvers
+from rfjax import stats
 from rfjax import sweep
 from rfjax import targets
 from rfjax import validation
 from rfjax import verdicts
 
 NAME = "neuron_gd"
+# The row fields that tell one cell's rows apart, in row-key order (Experiment.row_id_fields).
+ROW_ID_FIELDS = ("regime", "target", "mode", "feature", "kink", "r", "B", "seed", "step")
 KINDS = ("psi_neuron", "rescaled_neuron")
 
 
@@ -74,8 +81,7 @@ def _train(key: jax.Array, c_t: jax.Array, scale_t: jax.Array, *, d: int, steps:
            batch: int, lr: float, init_scale: float) -> jax.Array:
   """SGD on one neuron for each target t (same w*, one init per seed). [t, steps]."""
   k_star, k_init, k_data = jax.random.split(key, 3)
-  direction = jax.random.normal(k_star, (d,), jnp.float64)
-  direction = direction / jnp.linalg.norm(direction)
+  direction = distributions.unit_vectors(k_star, (d,), dtype=jnp.float64, guard_zero=False)
   opt = optax.sgd(lr)
 
   def loss(p, x_bd, y_b):
@@ -112,8 +118,7 @@ def _rf_moments(key: jax.Array, c_t: jax.Array, scale_t: jax.Array, *, d: int, r
   Returns Moments with G_rr [r, r] and mean_r [r] shared, b_r [t, r], y_mean [t], yy [t].
   """
   k_star, k_feat = jax.random.split(key)
-  direction = jax.random.normal(k_star, (d,), jnp.float64)
-  direction = direction / jnp.linalg.norm(direction)
+  direction = distributions.unit_vectors(k_star, (d,), dtype=jnp.float64, guard_zero=False)
   fm = features.get(feature)
   if mode == "sample":
     ws_td = scale_t[:, None] * d * direction[None, :]
@@ -320,8 +325,7 @@ def _gd_part(config: mlc.ConfigDict, rows: list[dict]) -> tuple[str, list[str], 
             [results.to_float(r["relative_error"]) for r in gd])) if gd else None))
   ds = np.array([t["d"] for t in table if t["max_steps"]], float)
   steps = np.array([t["max_steps"] for t in table if t["max_steps"]], float)
-  power = (float(np.polyfit(np.log(ds), np.log(steps), 1)[0]) if len(ds) > 1
-           else float("nan"))
+  power = stats.loglog_slope(ds, steps)
   missed = [t["d"] for t in table if t["frac_reached"] < config.gd_min_fraction]
   if missed:
     reasons.append(f"GD: fewer than {config.gd_min_fraction:.0%} of runs reach the tolerance "
@@ -475,6 +479,80 @@ def summarize(config: mlc.ConfigDict, rows: list[dict]) -> dict[str, Any]:
   )
 
 
+# ------------------------------------------------------------------------------ figure
+
+
+def figure(config: mlc.ConfigDict, rows: list[dict], summary: dict[str, Any]) -> plt.Figure:
+  """SGD curves per d; steps to tolerance vs d; GD vs the certified random-features lower
+  bound at the weight budget (points: every seed and kink; dotted: least squares) vs d."""
+  fig, (ax1, ax2, ax3) = plt.subplots(1, 3, figsize=(15, 4.2))
+  gd = [r for r in rows if r["regime"] == "gd"]
+  ds = sorted({r["d"] for r in gd})
+  colors = plt.cm.viridis(np.linspace(0, 0.85, max(len(ds), 1)))
+  for d, color in zip(ds, colors):
+    steps = sorted({r["step"] for r in gd if r["d"] == d})
+    vals = np.array([[float(r["relative_error"]) for r in gd if r["d"] == d and r["step"] == s]
+                     for s in steps])
+    ax1.loglog(steps, np.median(vals, axis=1), color=color, label=f"d = {d}")
+    ax1.fill_between(steps, np.quantile(vals, 0.1, axis=1), np.quantile(vals, 0.9, axis=1),
+                     color=color, alpha=0.15)
+  ax1.axhline(config.tolerance, color="k", ls="--", lw=1, label=f"tolerance {config.tolerance}")
+  ax1.set(xlabel="SGD step", ylabel="relative error ‖N − y‖²/‖y‖²",
+          title="One neuron, SGD (median, 10–90% band)")
+  ax1.set_ylim(bottom=max(1e-16, ax1.get_ylim()[0]))
+  ax1.legend(fontsize=8)
+  cells = summary["cells"]
+  cd = np.array([c["d"] for c in cells if c["max_steps"]], float)
+  if cd.size:
+    ax2.loglog(cd, [c["max_steps"] for c in cells if c["max_steps"]], "o-", color="C3",
+               label="worst run")
+    ax2.loglog(cd, [c["median_steps"] for c in cells if c["max_steps"]], "s-", color="C0",
+               label="median run")
+    ref = max(c["max_steps"] for c in cells if c["max_steps"])
+    ax2.loglog(cd, ref * (cd / cd.min()) ** 2, "k:", lw=1, label="∝ d² from the first point")
+  if cd.size:
+    ax2.set_xticks(cd)
+    ax2.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+    ax2.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+  ax2.set(xlabel="d", ylabel=f"steps to relative error ≤ {config.tolerance}",
+          title=f"Steps grow like d^{summary['steps_power']:.2f}")
+  ax2.legend(fontsize=8)
+  x = [c["d"] for c in cells]
+  final = [c["median_final_relative_error"] for c in cells]
+  ax3.semilogy(x, np.maximum(final, 1e-17), "o-", color="C0",
+               label=f"one neuron, SGD ({config.steps} steps, median)")
+  rf = [r for r in rows if r["regime"] == "random_features"]
+  for i, kind in enumerate(config.kinds):
+    mine = [c for c in cells if f"rf_{kind}" in c]
+    if not mine:
+      continue
+    xs = [c["d"] for c in mine]
+    color = f"C{3 + i}"
+    ax3.semilogy(xs, [max(c[f"rf_{kind}"]["hardest_lower"], 1e-17) for c in mine], "s-",
+                 color=color, label=f"RF {kind}: certified lower bound, hardest kink")
+    pts = [r for r in rf if r["target"] == kind]
+    ax3.semilogy([r["d"] for r in pts],
+                 [max(float(r["lower_relative_error"]), 1e-17) for r in pts], ".",
+                 color=color, alpha=0.35, ms=4)
+    ax3.semilogy(xs, [c[f"rf_{kind}"]["median_ls_relative_error"] for c in mine], ":",
+                 color=color, lw=1, label=f"RF {kind}: least squares, no budget (median)")
+  ax3.axhline(config.tolerance, color="k", ls="--", lw=1, label=f"tolerance {config.tolerance}")
+  ax3.axvspan(min(x) * 0.9 if x else 1, config.rf_min_d * 0.95, color="0.9", zorder=0,
+              label=f"d < {config.rf_min_d}: not checked")
+  ax3.set_xscale("log", base=2)
+  if x:
+    ax3.set_xticks(x)
+    ax3.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+    ax3.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+  ax3.set(xlabel="d", ylabel="relative error",
+          title=(f"r = {config.rf_r} random features, r·max|u| ≤ "
+                 f"{config.rf_budget_coef:g}·d^{config.rf_budget_power:g}"))
+  ax3.legend(fontsize=7, loc="center right")
+  plots.title(fig, summary)
+  return fig
+
+
 experiments.EXPERIMENTS.register(NAME, experiments.Experiment(
     validate=validate, cells=cells, run_cell=run_cell, summarize=summarize,
+    figure=figure, row_id_fields=ROW_ID_FIELDS,
     claim="gradient descent learns one neuron"))

@@ -24,12 +24,12 @@ the run is not in that regime.
 from __future__ import annotations
 
 import functools
-import itertools
 import math
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import matplotlib.pyplot as plt
 import ml_collections as mlc
 import numpy as np
 from absl import logging
@@ -41,14 +41,18 @@ from rfjax import experiments
 from rfjax import legendre
 from rfjax import linalg
 from rfjax import networks
+from rfjax import plots
 from rfjax import results
 from rfjax import solvers
+from rfjax import stats
 from rfjax import sweep
 from rfjax import training
 from rfjax import validation
 from rfjax import verdicts
 
 NAME = "polynomial_sgd"
+# The row fields that tell one cell's rows apart, in row-key order (Experiment.row_id_fields).
+ROW_ID_FIELDS = ("regime", "r", "C", "u0_norm", "seed", "step")
 _HI = jax.lax.Precision.HIGHEST
 LOG_METRICS = ("train_loss", "test_loss", "test_error", "w_move", "u_norm", "sign_flips")
 # Margins y·N(x) on the test sample returned per U_0: the regimes, then the full net's U_T
@@ -102,18 +106,9 @@ def polynomial_size(seed: int, d: int, degree: int, activation: str) -> dict[str
 # ------------------------------------------------------------------------------ the task
 
 
-def monomials(d: int, degree: int) -> np.ndarray:
-  """All multi-indices J with |J| ≤ degree, [m, d] (the constant first)."""
-  out = [np.zeros(d, int)]
-  for k in range(1, degree + 1):
-    for combo in itertools.combinations_with_replacement(range(d), k):
-      out.append(np.bincount(np.array(combo), minlength=d))
-  return np.array(out)
-
-
 def random_polynomial(seed: int, d: int, degree: int) -> tuple[np.ndarray, np.ndarray]:
   """(J_md, c_m): c_J ~ U[−1, 1] for |J| ≥ 1, c_0 = −Σ_{|J|≥1} c_J E_ball[x^J] (E P = 0)."""
-  J = monomials(d, degree)
+  J = legendre.multi_indices(d, degree)          # every J with |J| ≤ degree, the constant first
   rng = np.random.default_rng(seed)
   c = rng.uniform(-1.0, 1.0, len(J))
   x = np.asarray(distributions.ball(jax.random.key(seed), 200_000, d, dtype=jnp.float64))
@@ -392,10 +387,6 @@ def _radii(config: mlc.ConfigDict) -> np.ndarray:
   return np.array(sorted(set(config.C_grid) | {config.C}), np.float64)
 
 
-def _mean_se(v: np.ndarray) -> tuple[float, float]:
-  return float(np.mean(v)), float(np.std(v, ddof=1) / math.sqrt(v.size))
-
-
 def _hinge(m: np.ndarray) -> np.ndarray:
   return np.maximum(0.0, 1.0 - np.asarray(m, np.float64))
 
@@ -421,13 +412,13 @@ def run_cell(config: mlc.ConfigDict, cell: dict[str, Any], key: jax.Array,
   h_P = _hinge(fit["P"])                               # [s, n]
   for seed in range(config.num_seeds):
     for b, C in enumerate(radii):
-      hinge, se = _mean_se(h_star[seed, :, b])
+      hinge, se = stats.mean_se(h_star[seed, :, b])
       rows.append(dict(r=r, regime="best_readout", seed=seed, C=float(C), test_hinge=hinge,
                        test_hinge_se=se, fit_hinge=float(fit["fit_hinge"][seed, b]),
                        fit_lower=float(fit["fit_lower"][seed, b]),
                        fit_gap=float(fit["fit_gap"][seed, b]),
                        norm_ratio=float(fit["norm_ratio"][seed, b])))
-    hinge, se = _mean_se(h_P[seed])
+    hinge, se = stats.mean_se(h_P[seed])
     rows.append(dict(r=r, regime="polynomial", seed=seed, test_hinge=hinge, test_hinge_se=se))
   steps = np.arange(config.steps // config.log_every + 1) * config.log_every
   for i, u0 in enumerate(config.u0_norms):
@@ -454,13 +445,13 @@ def run_cell(config: mlc.ConfigDict, cell: dict[str, Any], key: jax.Array,
                    online_mean=float(np.mean(lg["train_loss"][1:])),
                    w_move=float(lg["w_move"][-1]), u_norm=float(lg["u_norm"][-1]),
                    sign_flips=float(lg["sign_flips"][-1]))
-        row["test_hinge"], row["test_hinge_se"] = _mean_se(hg)
-        row["minus_star"], row["minus_star_se"] = _mean_se(hg - h_star[seed, :, C_index])
-        row["minus_P"], row["minus_P_se"] = _mean_se(hg - h_P[seed])
+        row["test_hinge"], row["test_hinge_se"] = stats.mean_se(hg)
+        row["minus_star"], row["minus_star_se"] = stats.mean_se(hg - h_star[seed, :, C_index])
+        row["minus_P"], row["minus_P_se"] = stats.mean_se(hg - h_P[seed])
         if regime == "full":
           rf = h[seed, FINAL_MODELS.index("random_features")]
-          row["minus_rf"], row["minus_rf_se"] = _mean_se(hg - rf)
-          row["w_effect"], row["w_effect_se"] = _mean_se(
+          row["minus_rf"], row["minus_rf_se"] = stats.mean_se(hg - rf)
+          row["w_effect"], row["w_effect_se"] = stats.mean_se(
               hg - h[seed, FINAL_MODELS.index("full_on_w0")])
         rows.append(row)
   return rows
@@ -641,6 +632,73 @@ def summarize(config: mlc.ConfigDict, rows: list[dict]) -> dict[str, Any]:
   )
 
 
+# ------------------------------------------------------------------------------ figure
+
+
+def figure(config: mlc.ConfigDict, rows: list[dict],
+                   summary: dict[str, Any]) -> plt.Figure:
+  """Final-iterate test hinge vs width for the three regimes (each U_0) against
+  L_D(W_0, U*) + ε and L_D(P) + ε with their standard errors; monitor curves at the widest r."""
+  cells = summary["cells"]
+  u0s = sorted({c["u0_norm"] for c in cells})
+  eps = summary["epsilon"]
+  fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.5))
+  first = [c for c in cells if c["u0_norm"] == u0s[0]]
+  rs = [c["r"] for c in first]
+  for k, u0 in enumerate(u0s):
+    sel = [c for c in cells if c["u0_norm"] == u0]
+    u0_text = "U0=0" if u0 == 0 else f"|U0|={u0:g}/√r"
+    for regime, (color, style) in plots.REGIME_STYLE.items():
+      ax1.errorbar([c["r"] for c in sel], [c[f"{regime}_final_test_hinge"] for c in sel],
+                   yerr=[2 * c[f"{regime}_final_test_hinge_se"] for c in sel], fmt=style,
+                   color=color, alpha=1.0 if k == 0 else 0.45, capsize=2,
+                   label=f"{regime}, final iterate, {u0_text}")
+  star = np.array([c["L_star"] for c in first])
+  star_se = np.array([c["L_star_se"] for c in first])
+  ax1.fill_between(rs, star - 2 * star_se, star + 2 * star_se, color="k", alpha=0.15)
+  ax1.plot(rs, star, "k-", lw=2, label=f"L_D(W0, U*), ‖U*‖ ≤ {summary['C']:g}/√r (±2 s.e.)")
+  ax1.plot(rs, star + eps, "k:", lw=1.2, label=f"L_D(W0, U*) + ε (ε = {eps:g})")
+  for C, alpha in zip(sorted(first[0]["L_star_by_C"], key=float), (0.3, 0.5, 0.7, 0.9)):
+    if float(C) != summary["C"]:
+      ax1.plot(rs, [c["L_star_by_C"][C] for c in first], "k-", alpha=alpha, lw=0.8,
+               label=f"L_D(W0, U*), C = {C}")
+  lp = np.array([c["L_P"] for c in first])
+  ax1.plot(rs, lp, "-", color="C4", lw=1.5, label="L_D(P)")
+  ax1.plot(rs, lp + eps, ":", color="C4", lw=1.2, label="L_D(P) + ε")
+  for c in first:
+    if c["full_vs_rf"] == "coincide":
+      ax1.axvspan(c["r"] / 1.4, c["r"] * 1.4, color="0.85", lw=0, zorder=0)
+  ax1.set(xscale="log", xlabel="width r (shaded: regimes coincide)",
+          ylabel=f"test hinge ({config.n_test} points)",
+          title=f"sign(P), deg {config.degree}, d = {config.d}, σ = {config.activation}, "
+                f"η·r = {config.lr_times_r:.3g}, T = {config.steps}")
+  lo, hi = ax1.get_ylim()
+  ax1.set_ylim(lo, hi + 0.6 * (hi - lo))       # room for the legend above the data
+  ax1.legend(fontsize=6, ncol=2, loc="upper center")
+  r_max = max(rs)
+  for regime, (color, style) in plots.REGIME_STYLE.items():
+    sel = [x for x in rows if x["r"] == r_max and x["regime"] == regime and "step" in x
+           and x["u0_norm"] == u0s[0]]
+    steps = sorted({x["step"] for x in sel})
+    ax2.plot(steps, [np.mean([x["monitor_hinge"] for x in sel if x["step"] == s])
+                     for s in steps], style, color=color, label=f"{regime} (monitor sample)")
+    ax2.plot(steps[1:], [np.mean([x["train_hinge"] for x in sel if x["step"] == s])
+                         for s in steps[1:]], "-", color=color, alpha=0.35,
+             label=f"{regime} online train")
+  top = [c for c in first if c["r"] == r_max][0]
+  ax2.axhline(top["L_star"], color="k", lw=1.5, label=f"L_D(W0, U*), C = {summary['C']:g}")
+  ax2.axhline(top["L_P"], color="C4", lw=1.5, label="L_D(P)")
+  lo, hi = ax2.get_ylim()
+  ax2.set_ylim(min(lo, top["L_star"] - 0.03), hi)
+  ax2.set(xlabel="SGD step (batch 1)", ylabel="hinge loss",
+          title=f"curves (never judged), r = {r_max}, "
+                + ("U0 = 0" if u0s[0] == 0 else f"|U0| = {u0s[0]:g}/√r"))
+  ax2.legend(fontsize=7)
+  plots.title(fig, summary)
+  return fig
+
+
 experiments.EXPERIMENTS.register(NAME, experiments.Experiment(
     validate=validate, cells=cells, run_cell=run_cell, summarize=summarize,
+    figure=figure, row_id_fields=ROW_ID_FIELDS,
     claim="SGD learns low-degree polynomials (Thms 3.1, 3.2)", checkpoints=True))

@@ -35,6 +35,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import matplotlib.pyplot as plt
 import ml_collections as mlc
 import numpy as np
 
@@ -42,6 +43,7 @@ from rfjax import api
 from rfjax import experiments
 from rfjax import features
 from rfjax import gaussian
+from rfjax import plots
 from rfjax import psi
 from rfjax import stats
 from rfjax import sweep
@@ -49,6 +51,8 @@ from rfjax import validation
 from rfjax import verdicts
 
 NAME = "psi_correlation"
+# The row fields that tell one cell's rows apart, in row-key order (Experiment.row_id_fields).
+ROW_ID_FIELDS = ("mode", "feature", "w_star", "seed")
 HIGHEST = jax.lax.Precision.HIGHEST
 BOUND_CONST = 20.0            # E_{w*}|<f, ψ_{w*}>| <= √(20 ‖f‖² e^{−cd}) (Prop. 4.4, property 3)
 # Exact-mode families that are not ridge features, with their exact correlation in rfjax.psi.
@@ -264,10 +268,7 @@ def bound_fit(ds: list[int], groups: list[list[float]], *, level: float, num_boo
   means = [float(np.mean(g)) for g in groups]
   rate = stats.loglinear_rate(ds, groups, stat=np.mean, num_boot=num_boot, level=level,
                               seed=seed)
-  if len(ds) >= 2:
-    slope, intercept = (float(v) for v in np.polyfit(np.asarray(ds, float), np.log(means), 1))
-  else:
-    slope, intercept = float("nan"), float("nan")
+  slope, intercept = stats.log_line(ds, means)
   return dict(c=-2.0 * rate.slope, c_lo=-2.0 * rate.hi, c_hi=-2.0 * rate.lo,
               slope=slope, intercept=intercept, c_max=c_max(ds, means), level=level,
               num_resolved=len(ds), resolved_ds=[int(d) for d in ds])
@@ -404,6 +405,117 @@ def summarize(config: mlc.ConfigDict, rows: list[dict]) -> dict[str, Any]:
   )
 
 
+# ------------------------------------------------------------------------------ figure
+
+
+def figure(config: mlc.ConfigDict, rows: list[dict],
+                    summary: dict[str, Any]) -> plt.Figure:
+  """m_d = E|<f, ψ_{w*}>|/‖f‖ vs d against √(20 e^{−cd}): exact families with their fitted
+  rate and its bootstrap band; Monte Carlo families with ± 1 s.e. and their 3 s.e. floor
+  (unresolved values hollow at the floor); ψ and its ReLU sum; ‖ψ‖²."""
+  fig, ((ax1, ax2), (ax3, ax4)) = plt.subplots(2, 2, figsize=(14, 9.5),
+                                               gridspec_kw=dict(width_ratios=[1.5, 1]))
+  fits = summary.get("bound_fits", {})
+  markers = ["o", "s", "^", "P", "D", "v"]
+  c_maxes = []
+  for i, (f, curves) in enumerate(summary["exact"].items()):
+    color, fit = f"C{i}", fits.get(f, {})
+    ds = np.array([int(d) for d in curves["exact"]], float)
+    vals = np.array(list(curves["exact"].values()), float)
+    ok = np.isfinite(vals) & (vals > 0)
+    label = f"{f}"
+    if fit and np.isfinite(fit.get("c", np.nan)):
+      label += (f": ĉ = {fit['c']:.2f} [{fit['c_lo']:.2f}, {fit['c_hi']:.2f}], "
+                f"c_max = {fit['c_max']:.2f}")
+      c_maxes.append(fit["c_max"])
+    # Hollow markers shrinking with i: families with equal m_d (relu_sphere, coupling and
+    # linear / √2 coincide exactly) stay visible on top of one another.
+    ax1.semilogy(ds[ok], vals[ok], markers[i % len(markers)], color=color,
+                 ms=max(10 - 1.6 * i, 4), mfc="none", mew=1.5, label=label, zorder=3)
+    if (~ok).any():
+      ax1.semilogy(ds[~ok], np.full((~ok).sum(), 1e-300), "v", mfc="none", color=color)
+    ds_s = np.array([int(d) for d in curves["exact_sampled"]], float)
+    ax1.semilogy(ds_s, np.maximum(list(curves["exact_sampled"].values()), 1e-300), "x",
+                 color=color, alpha=0.45, ms=5, zorder=2)
+    if fit and np.isfinite(fit.get("slope", np.nan)):
+      grid = np.linspace(ds[ok].min(), ds[ok].max(), 100)
+      center = np.mean(ds[ok])
+      y_center = fit["intercept"] + fit["slope"] * center
+      ax1.semilogy(grid, np.exp(fit["intercept"] + fit["slope"] * grid), "-", color=color,
+                   lw=0.8, alpha=0.8)
+      # Band: lines through the fit's centre with the slopes of the interval's ends.
+      ends = [y_center - c / 2 * (grid - center) for c in (fit["c_lo"], fit["c_hi"])]
+      ax1.fill_between(grid, np.exp(np.minimum(*ends)), np.exp(np.maximum(*ends)), color=color,
+                       alpha=0.15, lw=0)
+  if c_maxes:
+    c_star = min(c_maxes)
+    grid = np.linspace(2, max(int(d) for d in config.ds), 100)
+    ax1.semilogy(grid, np.sqrt(20 * np.exp(-c_star * grid)), "k--", lw=1,
+                 label=f"bound √(20 e^(−cd)), c = {c_star:.2f} (min c_max)")
+  ax1.semilogy([], [], "x", color="gray", label=f"× mean over {config.num_w_star} sampled w* "
+               "(underestimates)")
+  lows = [v for c in summary["exact"].values() for v in c["exact"].values() if v > 0]
+  if lows:      # fitted lines of super-exponential curves overshoot at small d: clip to data
+    ax1.set_ylim(min(lows) / 1e3, 30.0)
+  ax1.set(xlabel="d  (‖w*‖ = d)", ylabel="m_d = E_{w*} |<f, ψ_{w*}>| / ‖f‖",
+          title="Exact mode: fitted m_d ≈ √(C e^(−ĉd)) with its "
+                f"{config.interval_level:.0%} band over {config.num_seeds} draws")
+  ax1.legend(fontsize=7.5, loc="lower left")
+  # Monte Carlo families: resolved points with ± 1 s.e., unresolved hollow at their floor.
+  floors = {}
+  for j, (f, curve) in enumerate(summary["monte_carlo"].items()):
+    color = f"C{j + 4}"
+    ds = np.array([int(d) for d in curve], float)
+    vals = np.array([v["mean_abs_corr"] for v in curve.values()])
+    se = np.array([v["stderr"] for v in curve.values()])
+    floor = np.array([v.get("floor", 3 * v["stderr"]) for v in curve.values()])
+    res = np.array([bool(v["resolved"]) for v in curve.values()])
+    for d, fl in zip(ds, floor):
+      floors.setdefault(d, []).append(fl)
+    off = (j - 1.5) * 0.06
+    status = fits.get(f + " (monte_carlo)", {}).get("status", "")
+    lower = np.minimum(se, 0.9 * vals)      # a log axis has no end below zero
+    ax2.errorbar(ds[res] + off, vals[res], yerr=[lower[res], se[res]], fmt="o", color=color,
+                 ms=6, capsize=2, label=f"{f}: {status}" if status else f)
+    ax2.plot(ds[~res] + off, floor[~res], "v", mfc="none", color=color, ms=8, mew=1.5)
+  if floors:
+    fd = np.array(sorted(floors))
+    ax2.semilogy(fd, [np.mean(floors[d]) for d in fd], ":", color="gray", lw=1.5,
+                 label=f"floor {config.mc_resolve_factor:g}·s.e. (n = {config.mc_n:.1e}); "
+                       "▽ unresolved, at the floor")
+  for i, (f, curves) in enumerate(summary["exact"].items()):
+    ds = [int(d) for d in curves["exact"] if int(d) <= max(int(d) for d in config.mc_ds) + 1]
+    if f in summary["monte_carlo"] and ds:
+      ax2.semilogy(ds, [curves["exact"][d] for d in curves["exact"] if int(d) in ds], "-",
+                   color="gray", lw=1, alpha=0.7, label=f"{f}, exact mode (other draws)")
+  ax2.set_yscale("log")
+  ax2.set(xlabel="d", ylabel="m_d (Monte Carlo over x)",
+          title="Monte Carlo (reported, does not decide the verdict)")
+  ax2.set_xticks(sorted({int(d) for d in config.mc_ds}))
+  ax2.legend(fontsize=7, loc="lower left")
+  d = 3
+  pp = psi.psi_params(d)
+  z = np.linspace(-pp.A - 2, pp.A + 2, 2000)
+  ax3.plot(z, np.asarray(psi.psi(z, pp.m)), "k-", lw=2.5, alpha=0.3, label="ψ = T(clip(z, ±A))")
+  ax3.plot(z, np.asarray(psi.psi_relu_sum(z, pp.m)), "C3-", lw=0.9,
+           label=f"sum of a = {4 * pp.m + 2} ReLUs")
+  ax3.set(xlabel="z", ylabel="ψ(z)",
+          title=f"P1: ψ at d = {d} (max error over d: {summary['psi_sum_max_err']:.0e})")
+  ax3.legend(fontsize=8, loc="lower right")
+  norms = {}
+  for r in rows:
+    norms[r["d"]] = float(r["psi_norm_sq"])
+  norms = dict(sorted(norms.items()))
+  ax4.plot(list(norms), list(norms.values()), "o-", label="‖ψ_{w*}‖² (exact)")
+  ax4.axhline(config.psi_norm_min, color="k", ls="--", lw=1, label="1/6 (Prop. 4.4, P2)")
+  ax4.axhline(1 / 3, color="gray", ls=":", lw=1, label="1/3 (no cut-off)")
+  ax4.set(xlabel="d", ylabel="‖ψ_{w*}‖²", title="P2: ψ keeps its norm", ylim=(0, 0.45))
+  ax4.legend(fontsize=8)
+  plots.title(fig, summary)
+  return fig
+
+
 experiments.EXPERIMENTS.register(NAME, experiments.Experiment(
     validate=validate, cells=cells, run_cell=run_cell, summarize=summarize,
+    figure=figure, row_id_fields=ROW_ID_FIELDS,
     claim="Prop. 4.4 (ψ is nearly uncorrelated with random features)"))

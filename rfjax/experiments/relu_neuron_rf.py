@@ -25,6 +25,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import matplotlib.pyplot as plt
 import ml_collections as mlc
 import numpy as np
 
@@ -33,6 +34,7 @@ from rfjax import boxqp
 from rfjax import experiments
 from rfjax import features
 from rfjax import gaussian
+from rfjax import plots
 from rfjax import psi
 from rfjax import solvers
 from rfjax import stats
@@ -40,17 +42,14 @@ from rfjax import validation
 from rfjax import verdicts
 
 NAME = "relu_neuron_rf"
+# The row fields that tell one cell's rows apart, in row-key order (Experiment.row_id_fields).
+ROW_ID_FIELDS = ("target", "mode", "feature", "r", "seed")
 TARGETS = ("psi", "neuron")
 STATUSES = ("reached", "not_reachable", "unresolved")
 _HI = jax.lax.Precision.HIGHEST
 
 
 # --------------------------------------------------------------------------- targets
-
-
-def w_stars(key: jax.Array, d: int, num: int) -> np.ndarray:
-  """[num, d] w* uniform on the sphere of radius R = d (float64)."""
-  return np.asarray(api.w_star_sphere(key, d, num))
 
 
 def neuron_offsets(d: int) -> np.ndarray:
@@ -229,7 +228,7 @@ def run_cell(config: mlc.ConfigDict, cell: dict[str, Any], key: jax.Array) -> li
   feature, d, r = cell["feature"], cell["d"], cell["r"]
   kinds = tuple(config.targets)
   k_feat, k_star, k_fit, k_test = (jax.random.fold_in(key, i) for i in range(4))
-  w_star_sd = w_stars(k_star, d, config.num_w_star)
+  w_star_sd = np.asarray(api.w_star_sphere(k_star, d, config.num_w_star))
   specs = _targets(d, w_star_sd, kinds)
   fm = features.get(feature)
   params = api.init_float64(fm, k_feat, d, r)
@@ -518,6 +517,94 @@ def summarize(config: mlc.ConfigDict, rows: list[dict]) -> dict[str, Any]:
   )
 
 
+# ------------------------------------------------------------------------------ figure
+
+
+def figure(config: mlc.ConfigDict, rows: list[dict],
+                   summary: dict[str, Any]) -> plt.Figure:
+  """Certified r·min B (median and range over w*) vs d per family, target and ε; the best ψ
+  error at a fixed r·B vs d. Not reachable (certified) and unresolved points are marked."""
+  table = summary["table"]
+  fig, axes = plt.subplots(1, 3, figsize=(17, 4.8))
+  top = config.rB_max
+  styles = {}
+  markers = ["o", "s", "^", "D", "v", "P", "X", "*"]
+
+  def style(f: str) -> tuple[str, str]:
+    if f not in styles:
+      styles[f] = (f"C{len(styles)}", markers[len(styles) % len(markers)])
+    return styles[f]
+
+  panels = [(axes[0], "psi", "ψ_{w*}"), (axes[1], "neuron", "hardest ψ-neuron a[<w*,x> − c_j]₊")]
+  for ax, target, name in panels:
+    for f, by_t in table.items():
+      color, marker = style(f)
+      for k, (e, by_d) in enumerate(by_t.get(target, {}).items()):
+        ls = ["-", "--", ":"][k % 3]
+        for r in sorted({r for by_r in by_d.values() for r in map(int, by_r)}):
+          pts, lo, hi, miss, unres = [], [], [], [], []
+          for d in sorted(by_d, key=int):
+            c = by_d[d].get(r, by_d[d].get(str(r)))
+            if c is None:
+              continue
+            q = c["rB_quantiles"]
+            if c["unresolved"]:
+              unres.append(int(d))
+            elif c["rB_median"] is None:
+              miss.append(int(d))
+            else:
+              pts.append((int(d), c["rB_median"]))
+              lo.append(q[0])
+              hi.append(q[4] if q[4] is not None else top * 3)
+          label = f"{f}, ε = {float(e):.3g}, r = {r}"
+          if pts:
+            x, y = zip(*pts)
+            ax.semilogy(x, y, marker + ls, color=color, ms=4, label=label)
+            ax.fill_between(x, lo, hi, color=color, alpha=0.12)
+            label = None
+          if miss:
+            ax.semilogy(miss, [top * 3] * len(miss), marker, mfc="none", color=color, ms=6,
+                        label=(label + ": not reachable") if label else None)
+            label = None
+          if unres:
+            ax.semilogy(unres, [top * 10] * len(unres), "x", color=color, ms=7,
+                        label=(label + ": unresolved") if label else None)
+    ax.axhline(top, color="gray", lw=0.8)
+    ax.set(xlabel="d", ylabel="certified r·min B (median, band: min–max over w*)",
+           title=f"Fitting {name}: hollow = certified not reachable at r·B ≤ {top:.0e}, "
+                 "× = unresolved")
+    ax.title.set_fontsize(8)
+    ax.legend(fontsize=6, ncol=1)
+  ax = axes[2]
+  for f, by_t in table.items():
+    color, marker = style(f)
+    by_eps = by_t.get("psi", {})
+    if not by_eps:
+      continue
+    by_d = next(iter(by_eps.values()))
+    pts = [(int(d), c[config.fixed_r if config.fixed_r in c else str(config.fixed_r)])
+           for d, c in by_d.items()
+           if config.fixed_r in c or str(config.fixed_r) in c]
+    pts = [(d, c["fixed_error_median"], c["fixed_error_max"]) for d, c in pts
+           if c["fixed_error_median"] is not None]
+    if pts:
+      pts.sort()
+      x, med, mx = zip(*pts)
+      ax.plot(x, med, marker + "-", color=color, label=f"{f} (median)")
+      ax.plot(x, mx, marker, mfc="none", color=color, ms=4)
+  for k, e in enumerate(config.eps_psi):
+    ax.axhline(e, color="k", ls=["--", ":"][k % 2], lw=1, label=f"ε = {e:.3g}")
+  ax.axhline(1 / 3, color="gray", lw=0.8, label="‖ψ‖² ≈ 1/3")
+  ax.set(xlabel="d", ylabel=f"certified best error at r·B = {config.fixed_rB:g}",
+         title=f"ψ error at fixed r·max|u| = {config.fixed_rB:g} (r = {config.fixed_r}); "
+               "hollow: worst w*", ylim=(0, 0.4))
+  ax.title.set_fontsize(8)
+  ax.legend(fontsize=7)
+  plots.title(fig, summary)
+  return fig
+
+
 experiments.EXPERIMENTS.register(NAME, experiments.Experiment(
     validate=validate, cells=cells, run_cell=run_cell, summarize=summarize,
+    figure=figure, row_id_fields=ROW_ID_FIELDS,
     claim="Thms. 4.2/4.3 (random features need exponential r·max|u|)"))

@@ -23,21 +23,26 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import matplotlib.pyplot as plt
 import ml_collections as mlc
 import numpy as np
-from scipy import stats
+import scipy.stats
 
 from rfjax import activations
 from rfjax import distributions
 from rfjax import experiments
 from rfjax import legendre
+from rfjax import plots
 from rfjax import results
+from rfjax import stats
 from rfjax import sweep
 from rfjax import validation
 from rfjax import verdicts
 from rfjax.experiments import integral_rep
 
 NAME = "rf_concentration"
+# The row fields that tell one cell's rows apart, in row-key order (Experiment.row_id_fields).
+ROW_ID_FIELDS = ("sigma", "r", "seed")
 _SUP_CHUNK = 256                # points per step of the sup|g| search
 _sup_g = jax.jit(legendre.sup_g_estimate, static_argnames=("num", "chunk", "refine", "steps", "K"))
 
@@ -120,9 +125,7 @@ def run_cell(config: mlc.ConfigDict, cell: dict[str, Any], key: jax.Array) -> li
   sup_g = float(_sup_g(k_sup, jnp.asarray(cons.j_td), b_t, num=config.num_sup,
                        chunk=_SUP_CHUNK, K=K))
   g_abs_sum = float(jnp.sum(jnp.abs(b_t)))
-  half = config.num_test // 2
-  x = jnp.concatenate([distributions.sphere(k_sph, half, d, dtype=jnp.float64),
-                       distributions.ball(k_ball, config.num_test - half, d, dtype=jnp.float64)])
+  x = distributions.sphere_and_ball(k_sph, k_ball, config.num_test, d, dtype=jnp.float64)
   f = legendre.integral(sigma, cons.j_td, b_t, x)
   residual = float(jnp.max(jnp.abs(f - legendre.polynomial_eval(cons.i_sd, alpha, x))))
   r_max = 2**config.log2_r_max
@@ -144,29 +147,13 @@ def run_cell(config: mlc.ConfigDict, cell: dict[str, Any], key: jax.Array) -> li
   return rows
 
 
-def _slope(r_j: np.ndarray, err_sj: np.ndarray) -> float:
-  """Least-squares slope of log(mean over seeds of the sup-error) against log r."""
-  return float(np.polyfit(np.log(r_j), np.log(err_sj.mean(0)), 1)[0])
-
-
-def _slope_interval(r_j: np.ndarray, err_sj: np.ndarray, *, level: float,
-                    num_boot: int) -> tuple[float, float]:
-  """Percentile-bootstrap interval of _slope over seeds. A seed's errors at all r come from
-  one nested sequence of features, so a replicate resamples whole seeds. Deterministic."""
-  rng = np.random.default_rng(0)
-  n = err_sj.shape[0]
-  boots = [_slope(r_j, err_sj[rng.integers(0, n, n)]) for _ in range(num_boot)]
-  lo, hi = np.quantile(boots, [(1 - level) / 2, (1 + level) / 2])
-  return float(lo), float(hi)
-
-
 def bound_outcome(num_out: int, num_out_certified: int, num_seeds: int, *, delta: float,
                   alpha: float) -> tuple[str, float]:
   """The bound at one (d, P, r): holds when at most a fraction δ of the seeds exceed the
   bound with the lower C; else fails when the seeds certainly above it (upper C) are so
   many that a binomial(num_seeds, δ) count reaches them with chance < alpha; else
   inconclusive. Returns (outcome, that chance)."""
-  chance = float(stats.binom.sf(num_out_certified - 1, num_seeds, delta))
+  chance = float(scipy.stats.binom.sf(num_out_certified - 1, num_seeds, delta))
   if num_out <= delta * num_seeds:
     return "holds", chance
   return ("fails" if chance < alpha else "inconclusive"), chance
@@ -195,9 +182,10 @@ def summarize(config: mlc.ConfigDict, rows: list[dict]) -> dict[str, Any]:
     err_sj = np.array([[f(by[s, rv]["sup_error"]) for rv in rvals] for s in seeds])
     frac_sj = np.array([[f(by[s, rv]["sup_error"]) / f(by[s, rv]["bound"]) for rv in rvals]
                         for s in seeds])
-    slope = _slope(np.asarray(rvals, float), err_sj)
-    lo, hi = _slope_interval(np.asarray(rvals, float), err_sj, level=config.level,
-                             num_boot=config.num_boot)
+    # A seed's errors at all r come from one nested sequence of features: the bootstrap
+    # resamples whole seeds.
+    slope, lo, hi, _, _ = stats.paired_loglog_rate(rvals, err_sj, level=config.level,
+                                                   num_boot=config.num_boot, seed=0)
     tag = f"d={d}, P{poly}"
     if len(rvals) < 3:
       slope_parts.append("inconclusive")
@@ -301,6 +289,50 @@ def summarize(config: mlc.ConfigDict, rows: list[dict]) -> dict[str, Any]:
   )
 
 
+# ------------------------------------------------------------------------------ figure
+
+
+def figure(config: mlc.ConfigDict, rows: list[dict], summary: dict[str, Any]
+                     ) -> plt.Figure:
+  """Per d: mean sup-error vs r for each P with its Thm 3.3 bound (dashed) and r^{-1/2};
+  below, the sup-error as a fraction of the bound (max over draws) vs r."""
+  cells = summary["cells"]
+  ds = sorted({c["d"] for c in cells})
+  fig, axes = plt.subplots(2, len(ds), figsize=(5.2 * len(ds), 8), squeeze=False)
+  for col, d in enumerate(ds):
+    ax, axf = axes[0, col], axes[1, col]
+    cs = [c for c in cells if c["d"] == d]
+    colors = plt.cm.tab10(np.arange(len(cs)) % 10)
+    for c, color in zip(cs, colors):
+      rv = np.asarray(c["r"], float)
+      lo, hi = c["slope_interval"]
+      ax.plot(rv, c["mean_sup_error"], "o-", color=color, ms=3,
+              label=f"P{c['poly']}: slope {c['slope']:.2f} [{lo:.2f}, {hi:.2f}]")
+      ax.plot(rv, c["bound"], "--", color=color, lw=1)
+      axf.plot(rv, c["fraction_max_by_r"], "o-", color=color, ms=3,
+               label=f"P{c['poly']}: C={c['sup_g']:.3g}")
+    rv = np.asarray(cs[0]["r"], float)
+    ax.plot(rv, cs[0]["mean_sup_error"][0] * np.sqrt(rv[0] / rv), "k:", lw=1,
+            label=r"$\propto r^{-1/2}$")
+    ax.set(xscale="log", yscale="log", xlabel="number of random features r",
+           ylabel=f"sup-error (max over {config.num_test} x), mean over draws",
+           title=f"{config.sigma}, d={d}, deg P ≤ {config.k}: dashed LC/√r(4+√(2log1/δ)), "
+                 f"δ={config.delta}\n(slopes with {config.level:.0%} seed-bootstrap intervals)")
+    ax.set_xscale("log", base=2)
+    ax.legend(fontsize=7)
+    axf.axhline(1.0, color="r", lw=1, label="the bound")
+    axf.set(xscale="log", yscale="log", xlabel="number of random features r",
+            ylabel="sup-error / bound (max over draws)",
+            title=f"d={d}: how tight the bound is (L = {cs[0]['lipschitz']:.3g})")
+    axf.set_xscale("log", base=2)
+    axf.legend(fontsize=7)
+    for a in (ax, axf):
+      a.title.set_fontsize(8)
+  plots.title(fig, summary)
+  return fig
+
+
 experiments.EXPERIMENTS.register(NAME, experiments.Experiment(
     validate=validate, cells=cells, run_cell=run_cell, summarize=summarize,
+    figure=figure, row_id_fields=ROW_ID_FIELDS,
     claim="Thm 3.3 (random features approximate the integral at rate r^{-1/2})"))

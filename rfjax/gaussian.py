@@ -284,22 +284,25 @@ def ridge_cross(form: Any, w_d: ArrayLike, b: ArrayLike, activation: Any) -> jax
   return act_cross(f_act, s_r, b_r, h_act, sw, b, rho_r)
 
 
-def ridge_target_second(w_d: ArrayLike, b: ArrayLike, activation: Any) -> jax.Array:
-  """E[h(<w, x> + b)^2] for a ridge target h."""
-  require_x64("gaussian.ridge_target_second")
+def _ridge_target_moment(moment: Callable[..., jax.Array], w_d: ArrayLike, b: ArrayLike,
+                         activation: Any) -> jax.Array:
+  """moment(act, ‖w‖, b) of a ridge target h(<w, x> + b) (act_mean, act_second)."""
   act = activation_record(activation)
   w_d = jnp.asarray(w_d)
   sw = jnp.sqrt(jnp.sum(w_d * w_d))
-  return act_second(act, sw, jnp.asarray(b, sw.dtype))
+  return moment(act, sw, jnp.asarray(b, sw.dtype))
+
+
+def ridge_target_second(w_d: ArrayLike, b: ArrayLike, activation: Any) -> jax.Array:
+  """E[h(<w, x> + b)^2] for a ridge target h."""
+  require_x64("gaussian.ridge_target_second")
+  return _ridge_target_moment(act_second, w_d, b, activation)
 
 
 def ridge_target_mean(w_d: ArrayLike, b: ArrayLike, activation: Any) -> jax.Array:
   """E[h(<w, x> + b)] for a ridge target h."""
   require_x64("gaussian.ridge_target_mean")
-  act = activation_record(activation)
-  w_d = jnp.asarray(w_d)
-  sw = jnp.sqrt(jnp.sum(w_d * w_d))
-  return act_mean(act, sw, jnp.asarray(b, sw.dtype))
+  return _ridge_target_moment(act_mean, w_d, b, activation)
 
 
 def arccos1(x_nd: ArrayLike, y_md: ArrayLike) -> jax.Array:

@@ -1,8 +1,8 @@
 """Shared statistics for summaries: rows grouped by fields, means with standard errors,
 least-squares log-linear and log-log slopes, rates with bootstrap intervals, quantiles.
 
-Every summary that fits a slope or reports a mean ± s.e. does it through here, so one
-experiment's "slope" is computed as another's.
+The one home of the statistics that summaries share, so that one experiment's "slope" or
+"mean ± s.e." is computed as another's.
 """
 from __future__ import annotations
 

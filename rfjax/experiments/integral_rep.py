@@ -504,8 +504,7 @@ def summarize(config: mlc.ConfigDict, rows: list[dict]) -> dict[str, Any]:
 # ------------------------------------------------------------------------------ figure
 
 
-def figure(config: mlc.ConfigDict, rows: list[dict], summary: dict[str, Any]
-                 ) -> plt.Figure:
+def figure(config: mlc.ConfigDict, rows: list[dict], summary: dict[str, Any]) -> plt.Figure:
   """Top: for the first analytic σ, sup|ĝ_K| against K per d with the theorem's k-form bound
   C_P(k) (dashed, flat in K), one panel per k. Bottom: the truncation residual against K
   (measured and certified) with trunc_tol; polynomial σ: sup|g| against d with C_P(k) and the

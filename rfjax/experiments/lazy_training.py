@@ -31,6 +31,7 @@ import numpy as np
 from rfjax import activations
 from rfjax import distributions
 from rfjax import experiments
+from rfjax import legendre
 from rfjax import networks
 from rfjax import plots
 from rfjax import results
@@ -57,7 +58,7 @@ def _polynomial(seed: int, d: int, degree: int) -> tuple[np.ndarray, np.ndarray]
 
 def _poly_sample(key, J_md, c_m, *, d, batch):
   x = distributions.ball(key, batch, d, dtype=F64)
-  return x, jnp.sign(polynomial_sgd.polynomial(x, J_md, c_m))
+  return x, jnp.sign(legendre.polynomial_eval(J_md, c_m, x))
 
 
 def _lazy_seed(key: jax.Array, J_md: jax.Array, c_m: jax.Array, *, d: int, r: int,
@@ -70,7 +71,7 @@ def _lazy_seed(key: jax.Array, J_md: jax.Array, c_m: jax.Array, *, d: int, r: in
   """
   k_init, k_data, k_test = jax.random.split(key, 3)
   x_test = distributions.ball(k_test, n_test, d, dtype=F64)
-  y_test = jnp.sign(polynomial_sgd.polynomial(x_test, J_md, c_m))
+  y_test = jnp.sign(legendre.polynomial_eval(J_md, c_m, x_test))
   x_probe = x_test[:n_probe]
   sample = functools.partial(_poly_sample, J_md=J_md, c_m=c_m, d=d, batch=1)
   net = networks.make(r, activation, dtype=F64)
@@ -268,8 +269,7 @@ def summarize(config: mlc.ConfigDict, rows: list[dict]) -> dict[str, Any]:
 # ------------------------------------------------------------------------------ figure
 
 
-def figure(config: mlc.ConfigDict, rows: list[dict],
-                  summary: dict[str, Any]) -> plt.Figure:
+def figure(config: mlc.ConfigDict, rows: list[dict], summary: dict[str, Any]) -> plt.Figure:
   """Movement, sign flips and full-vs-linearised gap vs width (log-log, seed means with the
   seeds' range) with the predicted slopes; each exponent's interval against its band; test
   errors of the three regimes."""

@@ -560,8 +560,7 @@ def _run_label(regime: str, family: str) -> str:
   return regime if family == "frozen" else f"{regime}, {family.replace('_', '-')} steps"
 
 
-def figure(config: mlc.ConfigDict, rows: list[dict],
-                    summary: dict[str, Any]) -> plt.Figure:
+def figure(config: mlc.ConfigDict, rows: list[dict], summary: dict[str, Any]) -> plt.Figure:
   """Error on every ψ-neuron at the largest width (seed 0); error on the hardest ψ-neuron vs
   width for each regime and step sizes, with the random-features best readout; training
   curves on the hardest neuron at the largest width."""

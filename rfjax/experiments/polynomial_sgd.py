@@ -117,14 +117,9 @@ def random_polynomial(seed: int, d: int, degree: int) -> tuple[np.ndarray, np.nd
   return J, c
 
 
-def polynomial(x_nd: jax.Array, J_md: jax.Array, c_m: jax.Array) -> jax.Array:
-  """P(x) = Σ_J c_J x^J, [n]."""
-  return jnp.prod(x_nd[:, None, :] ** J_md[None], axis=-1) @ c_m
-
-
 def _sample(key, J_md, c_m, *, d, batch):
   x = distributions.ball(key, batch, d)
-  return x, jnp.sign(polynomial(x, J_md, c_m))
+  return x, jnp.sign(legendre.polynomial_eval(J_md, c_m, x))
 
 
 class _Keys(NamedTuple):
@@ -142,7 +137,7 @@ def _keys(key: jax.Array) -> _Keys:
 def _labelled(key: jax.Array, n: int, J_md: jax.Array, c_m: jax.Array, d: int):
   """(x [n, d], y [n]) float32, y = sign P(x)."""
   x = distributions.ball(key, n, d)
-  return x, jnp.sign(polynomial(x, J_md, c_m))
+  return x, jnp.sign(legendre.polynomial_eval(J_md, c_m, x))
 
 
 def _chunked(fn, x_nd: jax.Array, chunk: int) -> jax.Array:
@@ -302,7 +297,7 @@ def _fit_seed(key: jax.Array, J_md: jax.Array, c_m: jax.Array, radii_B: jax.Arra
   x64, yt64 = x_test.astype(jnp.float64), y_test.astype(jnp.float64)
   star = _chunked(lambda x: jnp.matmul(networks.hidden(w0, x, activation), u_Br.T,
                                        precision=_HI), x64, _chunk(n_test, r))
-  p = polynomial(x64, J_md.astype(jnp.float64), c_m.astype(jnp.float64))
+  p = legendre.polynomial_eval(J_md.astype(jnp.float64), c_m.astype(jnp.float64), x64)
   return dict(fit_hinge=cert.hinge_B, fit_lower=cert.lower_B, fit_gap=cert.gap_B,
               norm_ratio=jnp.linalg.norm(u_Br, axis=1) / radii,
               star=yt64[:, None] * star, P=yt64 * p)
@@ -635,8 +630,7 @@ def summarize(config: mlc.ConfigDict, rows: list[dict]) -> dict[str, Any]:
 # ------------------------------------------------------------------------------ figure
 
 
-def figure(config: mlc.ConfigDict, rows: list[dict],
-                   summary: dict[str, Any]) -> plt.Figure:
+def figure(config: mlc.ConfigDict, rows: list[dict], summary: dict[str, Any]) -> plt.Figure:
   """Final-iterate test hinge vs width for the three regimes (each U_0) against
   L_D(W_0, U*) + ε and L_D(P) + ε with their standard errors; monitor curves at the widest r."""
   cells = summary["cells"]

@@ -408,8 +408,7 @@ def summarize(config: mlc.ConfigDict, rows: list[dict]) -> dict[str, Any]:
 # ------------------------------------------------------------------------------ figure
 
 
-def figure(config: mlc.ConfigDict, rows: list[dict],
-                    summary: dict[str, Any]) -> plt.Figure:
+def figure(config: mlc.ConfigDict, rows: list[dict], summary: dict[str, Any]) -> plt.Figure:
   """m_d = E|<f, ψ_{w*}>|/‖f‖ vs d against √(20 e^{−cd}): exact families with their fitted
   rate and its bootstrap band; Monte Carlo families with ± 1 s.e. and their 3 s.e. floor
   (unresolved values hollow at the floor); ψ and its ReLU sum; ‖ψ‖²."""

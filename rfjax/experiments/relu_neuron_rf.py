@@ -43,7 +43,7 @@ from rfjax import verdicts
 
 NAME = "relu_neuron_rf"
 # The row fields that tell one cell's rows apart, in row-key order (Experiment.row_id_fields).
-ROW_ID_FIELDS = ("target", "mode", "feature", "r", "seed")
+ROW_ID_FIELDS = ("target", "eps", "mode", "feature", "r", "seed")
 TARGETS = ("psi", "neuron")
 STATUSES = ("reached", "not_reachable", "unresolved")
 _HI = jax.lax.Precision.HIGHEST
@@ -520,8 +520,7 @@ def summarize(config: mlc.ConfigDict, rows: list[dict]) -> dict[str, Any]:
 # ------------------------------------------------------------------------------ figure
 
 
-def figure(config: mlc.ConfigDict, rows: list[dict],
-                   summary: dict[str, Any]) -> plt.Figure:
+def figure(config: mlc.ConfigDict, rows: list[dict], summary: dict[str, Any]) -> plt.Figure:
   """Certified r·min B (median and range over w*) vs d per family, target and ε; the best ψ
   error at a fixed r·B vs d. Not reachable (certified) and unresolved points are marked."""
   table = summary["table"]

@@ -292,8 +292,7 @@ def summarize(config: mlc.ConfigDict, rows: list[dict]) -> dict[str, Any]:
 # ------------------------------------------------------------------------------ figure
 
 
-def figure(config: mlc.ConfigDict, rows: list[dict], summary: dict[str, Any]
-                     ) -> plt.Figure:
+def figure(config: mlc.ConfigDict, rows: list[dict], summary: dict[str, Any]) -> plt.Figure:
   """Per d: mean sup-error vs r for each P with its Thm 3.3 bound (dashed) and r^{-1/2};
   below, the sup-error as a fraction of the bound (max over draws) vs r."""
   cells = summary["cells"]

@@ -10,7 +10,10 @@ O(r^2 + chunk r), never n r); `exact_moments` gets them from the closed forms of
 from __future__ import annotations
 
 import functools
+import os
 from typing import Any, Callable, NamedTuple
+
+import numpy as np
 
 import jax
 import jax.numpy as jnp
@@ -88,36 +91,123 @@ def _gram_full(panels: tuple[jax.Array, ...], starts: tuple[int, ...]) -> jax.Ar
   return 0.5 * (G + G.T)   # diagonal blocks are full products: symmetric up to rounding
 
 
+# Gram accumulation by BLAS on CPU: per chunk, one symmetric rank-k update C += phi^T phi
+# (ssyrk / dsyrk of the BLAS scipy ships, nr^2 FLOPs at close to the GEMM rate) reached from
+# inside the jitted scan by a host callback on the [r, r] accumulator C; only its upper
+# triangle is updated and read. It costs two copies of C per chunk (into a writable host
+# array and back), small against the chunk * r^2 multiply-adds of the update for chunks of
+# a few thousand rows. The callback lowers only for CPU (`lax.platform_dependent`); on
+# other platforms the same accumulator is updated by an XLA dot.
+GRAM_METHODS = ("auto", "syrk", "xla")
+GRAM_ENV = "RFJAX_GRAM"
+
+
+def gram_method(method: str | None = None, dtype: Any = jnp.float32) -> str:
+  """The Gram accumulation a moment stream uses: "syrk" (BLAS on the host) or "xla" (dots).
+
+  `method` None reads the environment variable RFJAX_GRAM (default "auto"), at trace time.
+  "auto" takes "syrk" when the default backend is CPU and the sums are float32, else "xla"
+  (float64 sums keep the XLA dots unless "syrk" is asked for, so that their summation
+  order, and the float64 moments, stay as they were). "syrk" on a non-CPU platform still
+  runs XLA dots (see `_tri_add`).
+  """
+  method = method or os.environ.get(GRAM_ENV) or "auto"
+  if method not in GRAM_METHODS:
+    raise ValueError(f"gram must be one of {GRAM_METHODS}, got {method!r}")
+  if method == "auto":
+    cpu = jax.default_backend() == "cpu"
+    method = "syrk" if cpu and jnp.dtype(dtype) == jnp.float32 else "xla"
+  if method == "syrk" and jnp.dtype(dtype) not in (jnp.float32, jnp.float64):
+    raise ValueError(f"gram='syrk' needs float32 or float64 sums, got {jnp.dtype(dtype)}")
+  return method
+
+
+def _syrk_host(c_rr: Any, phi_nr: Any) -> np.ndarray:
+  """c_rr + phi_nr^T phi_nr on the upper triangle (the lower one is c_rr's), by BLAS syrk.
+
+  Leading batch axes (from vmap) are looped over. Row-major phi [n, r] is the column-major
+  [r, n] matrix A, so C = A A^T is one syrk without a copy of phi; the row-major upper
+  triangle of C is the column-major lower one.
+  """
+  import scipy.linalg.blas  # pylint: disable=import-outside-toplevel
+  c = np.array(c_rr)   # a writable copy: the callback's inputs are read-only views
+  phi = np.asarray(phi_nr)
+  syrk = scipy.linalg.blas.ssyrk if c.dtype == np.float32 else scipy.linalg.blas.dsyrk
+  r, n = c.shape[-1], phi.shape[-2]
+  c3, p3 = c.reshape(-1, r, r), phi.reshape(-1, n, r)
+  for k in range(c3.shape[0]):
+    out = syrk(1.0, p3[k].T, beta=1.0, c=c3[k].T, trans=0, lower=1, overwrite_c=1)
+    if not np.shares_memory(out, c3[k]):
+      c3[k] = out.T
+  return c
+
+
+def _tri_add(c_rr: jax.Array, phi_nr: jax.Array) -> jax.Array:
+  """c_rr + phi_nr^T phi_nr, exact on the upper triangle: BLAS syrk on CPU, else an XLA dot."""
+
+  def host(c_rr, phi_nr):
+    return jax.pure_callback(_syrk_host, jax.ShapeDtypeStruct(c_rr.shape, c_rr.dtype),
+                             c_rr, phi_nr, vmap_method="broadcast_all")
+
+  def dot(c_rr, phi_nr):
+    return c_rr + jax.lax.dot_general(phi_nr, phi_nr, (((0,), (0,)), ((), ())),
+                                      precision=_HI)
+
+  return jax.lax.platform_dependent(c_rr, phi_nr, cpu=host, default=dot)
+
+
+def _tri_full(c_rr: jax.Array) -> jax.Array:
+  """The symmetric [r, r] matrix whose upper triangle is c_rr's."""
+  r = c_rr.shape[0]
+  upper = jnp.arange(r)[None, :] >= jnp.arange(r)[:, None]
+  return jnp.where(upper, c_rr, c_rr.T)
+
+
+class _Gram(NamedTuple):
+  """How a stream accumulates phi^T phi: zero(dtype) -> state, add(state, phi), full(state)."""
+  zero: Callable[[Any], Any]
+  add: Callable[[Any, jax.Array], Any]
+  full: Callable[[Any], jax.Array]
+
+
+def _gram_ops(r: int, method: str) -> _Gram:
+  """Block upper-triangle panels of XLA dots ("xla") or one BLAS-updated triangle ("syrk")."""
+  if method == "syrk":
+    return _Gram(lambda dtype: jnp.zeros((r, r), dtype), _tri_add, _tri_full)
+  starts = gram_blocks(r)
+  return _Gram(lambda dtype: _gram_zero(r, dtype, starts),
+               lambda panels, phi_nr: _gram_add(panels, phi_nr, starts),
+               lambda panels: _gram_full(panels, starts))
+
+
 class _Sums(NamedTuple):
-  """Running sums of a moment stream: Gram panels, Σ f y, Σ f, Σ y, Σ y²."""
-  panels: tuple[jax.Array, ...]
+  """Running sums of a moment stream: Gram state, Σ f y, Σ f, Σ y, Σ y²."""
+  gram: Any
   b: jax.Array
   s: jax.Array
   ys: jax.Array
   yy: jax.Array
 
 
-def _sums_zero(r: int, dtype: Any, starts: tuple[int, ...], t_shape: tuple[int, ...] = ()
-               ) -> _Sums:
+def _sums_zero(r: int, dtype: Any, gram: _Gram, t_shape: tuple[int, ...] = ()) -> _Sums:
   """Zero sums; t_shape = () for one target y [n], (t,) for t targets y [n, t]."""
   zero = jnp.zeros(t_shape, dtype)
-  return _Sums(_gram_zero(r, dtype, starts), jnp.zeros(t_shape + (r,), dtype),
-               jnp.zeros((r,), dtype), zero, zero)
+  return _Sums(gram.zero(dtype), jnp.zeros(t_shape + (r,), dtype), jnp.zeros((r,), dtype),
+               zero, zero)
 
 
-def _sums_add(sums: _Sums, phi_nr: jax.Array, y_n: jax.Array,
-              starts: tuple[int, ...]) -> _Sums:
+def _sums_add(sums: _Sums, phi_nr: jax.Array, y_n: jax.Array, gram: _Gram) -> _Sums:
   dtype = sums.b.dtype
   phi_nr, y_n = phi_nr.astype(dtype), y_n.astype(dtype)
   # y_n is [n] (one target) or [n, t] (t targets sharing the features' Gram).
-  return _Sums(_gram_add(sums.panels, phi_nr, starts),
+  return _Sums(gram.add(sums.gram, phi_nr),
                sums.b + jnp.matmul(y_n.T, phi_nr, precision=_HI),
                sums.s + phi_nr.sum(0), sums.ys + y_n.sum(0),
                sums.yy + jnp.sum(y_n * y_n, axis=0))
 
 
-def _sums_moments(sums: _Sums, n: int, starts: tuple[int, ...]) -> Moments:
-  return Moments(G_rr=_gram_full(sums.panels, starts) / n, b_r=sums.b / n, mean_r=sums.s / n,
+def _sums_moments(sums: _Sums, n: int, gram: _Gram) -> Moments:
+  return Moments(G_rr=gram.full(sums.gram) / n, b_r=sums.b / n, mean_r=sums.s / n,
                  y_mean=sums.ys / n, yy=sums.yy / n)
 
 
@@ -152,7 +242,7 @@ def sample_moments(apply_fn: Callable[[Any, jax.Array], jax.Array], params: Any,
                    target_fn: Callable[[jax.Array], jax.Array], key: jax.Array, *,
                    n: int, chunk: int, d: int, sampler: Sampler = distributions.gaussian,
                    dtype: Any = jnp.float32, accum_dtype: Any = None,
-                   batch_sharded: bool = False) -> Moments:
+                   batch_sharded: bool = False, gram: str | None = None) -> Moments:
   """Monte Carlo moments over n inputs x ~ sampler, streamed in chunks (memory O(r^2 + chunk r)).
 
   `target_fn` maps x_nd to y_n [n], or to y_nt [n, t] for t targets at once (then b_r is
@@ -166,6 +256,10 @@ def sample_moments(apply_fn: Callable[[Any, jax.Array], jax.Array], params: Any,
   With `batch_sharded`, the chunks are split over all devices on a "batch" mesh axis (one
   large fit; not inside a sweep.over_seeds function, which already uses the devices): the
   same inputs, so the same moments up to the order of summation.
+
+  `gram` picks how phi^T phi is accumulated (see `gram_method`): "syrk" (BLAS on the host,
+  CPU), "xla" (block-triangular XLA dots), or None / "auto" (RFJAX_GRAM, else syrk on CPU
+  for float32 sums); the same moments up to rounding.
   """
   if n <= 0 or chunk <= 0:
     raise ValueError(f"n and chunk must be positive, got n={n}, chunk={chunk}")
@@ -181,31 +275,32 @@ def sample_moments(apply_fn: Callable[[Any, jax.Array], jax.Array], params: Any,
   t_shape = tuple(y_shape.shape[1:])
   # float64 asked for with x64 off falls back to float32 (canonical dtype).
   acc = jax.dtypes.canonicalize_dtype(phi_shape.dtype if accum_dtype is None else accum_dtype)
-  starts = gram_blocks(r)
+  ops = _gram_ops(r, gram_method(gram, acc))
 
   def add(sums, i, size):
-    return _sums_add(sums, *features(i, size), starts)
+    return _sums_add(sums, *features(i, size), ops)
 
   def local(idx):
     return jax.lax.scan(lambda c, i: (add(c, i, chunk), None),
-                        _sums_zero(r, acc, starts, t_shape), idx)[0]
+                        _sums_zero(r, acc, ops, t_shape), idx)[0]
 
   idx = jnp.arange(n_full, dtype=jnp.uint32)
   sums = _over_batch(local, idx) if batch_sharded else local(idx)
   if rest:
     sums = add(sums, n_full, rest)
-  return _sums_moments(sums, n, starts)
+  return _sums_moments(sums, n, ops)
 
 
 def data_moments(apply_fn: Callable[[Any, jax.Array], jax.Array], params: Any,
                  x_nd: jax.typing.ArrayLike, y_n: jax.typing.ArrayLike, *, chunk: int,
-                 accum_dtype: Any = None, batch_sharded: bool = False) -> Moments:
+                 accum_dtype: Any = None, batch_sharded: bool = False,
+                 gram: str | None = None) -> Moments:
   """Sample moments of given data x_nd [n, d], y_n [n], streamed in chunks of rows.
 
   The same sums as `sample_moments`, over fixed inputs: features are formed chunk by chunk
   (memory O(r^2 + chunk r) beyond the data), never as an [n, r] matrix. chunk is static.
   With `batch_sharded`, the rows are split over all devices on a "batch" mesh axis, each
-  device streaming its rows (see sample_moments).
+  device streaming its rows (see sample_moments). `gram` as in sample_moments.
   """
   x_nd, y_n = jnp.asarray(x_nd), jnp.asarray(y_n)
   n = x_nd.shape[0]
@@ -217,11 +312,11 @@ def data_moments(apply_fn: Callable[[Any, jax.Array], jax.Array], params: Any,
   phi_shape = jax.eval_shape(lambda: apply_fn(params, x_nd[:chunk]))
   r = phi_shape.shape[-1]
   acc = jax.dtypes.canonicalize_dtype(phi_shape.dtype if accum_dtype is None else accum_dtype)
-  starts = gram_blocks(r)
+  ops = _gram_ops(r, gram_method(gram, acc))
 
   def add(sums, xy):
     x_cd, y_c = xy
-    return _sums_add(sums, apply_fn(params, x_cd), y_c, starts)
+    return _sums_add(sums, apply_fn(params, x_cd), y_c, ops)
 
   def local(xy):
     x_md, y_m = xy
@@ -230,13 +325,13 @@ def data_moments(apply_fn: Callable[[Any, jax.Array], jax.Array], params: Any,
     n_full, rest = divmod(m, size)
     head = n_full * size
     xs = (x_md[:head].reshape(n_full, size, -1), y_m[:head].reshape(n_full, size))
-    sums, _ = jax.lax.scan(lambda c, b: (add(c, b), None), _sums_zero(r, acc, starts), xs)
+    sums, _ = jax.lax.scan(lambda c, b: (add(c, b), None), _sums_zero(r, acc, ops), xs)
     if rest:
       sums = add(sums, (x_md[head:], y_m[head:]))
     return sums
 
   sums = _over_batch(local, (x_nd, y_n)) if batch_sharded else local((x_nd, y_n))
-  return _sums_moments(sums, n, starts)
+  return _sums_moments(sums, n, ops)
 
 
 def exact_moments(form: Any, target: Any) -> Moments:

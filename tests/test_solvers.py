@@ -1,4 +1,5 @@
 """Tests for rfjax.solvers against numpy / scipy references and exact-vs-sample moments."""
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -154,6 +155,101 @@ def test_sample_moments_is_vmappable_over_params():
   batched = jax.jit(jax.vmap(fit))(params)
   one = fit(jax.tree.map(lambda a: a[1], params))
   np.testing.assert_allclose(batched.G_rr[1], one.G_rr, rtol=1e-12)
+
+
+# --------------------------------------------------------------------------- Gram by BLAS syrk
+
+
+def _sum_bound(phi_nr, n):
+  """Elementwise bound n eps |phi|^T |phi| / n on the difference of two float32 sums of n
+  products (each is within about n eps/2 of the exact sum of absolute values)."""
+  a = np.abs(np.asarray(phi_nr, np.float64))
+  return n * float(np.finfo(np.float32).eps) * (a.T @ a) / n
+
+
+@pytest.mark.parametrize("n,chunk,r,t", [(1003, 128, 37, None), (2000, 500, 300, 2),
+                                         (4096, 1024, 64, None)])
+def test_syrk_gram_matches_xla_dots(n, chunk, r, t):
+  """The BLAS syrk path gives the XLA path's moments to float32 rounding (bound from n eps),
+  for data and sampled inputs, chunks with a remainder, one or t targets."""
+  d = 5
+  params = tuple(a.astype(jnp.float32) for a in _relu_params(jax.random.key(20), d, r))
+  target = _target if t is None else (lambda x: jnp.stack([_target(x), x[:, 2]], axis=1))
+  x_nd = jax.random.normal(jax.random.key(21), (n, d), jnp.float32)
+  key = jax.random.key(22)
+  for name, fit in [
+      ("data", lambda g: solvers.data_moments(_relu_apply, params, x_nd, _target(x_nd),
+                                              chunk=chunk, gram=g)),
+      ("sample", lambda g: solvers.sample_moments(_relu_apply, params, target, key, n=n,
+                                                  chunk=chunk, d=d, gram=g))]:
+    syrk, xla = (jax.jit(functools.partial(fit, g))() for g in ("syrk", "xla"))
+    xs = x_nd if name == "data" else _chunk_inputs(key, n, chunk, d, jnp.float32)
+    phi = np.asarray(_relu_apply(params, xs))
+    ys = np.asarray(_target(xs) if name == "data" else target(xs), np.float64)
+    bound_G = _sum_bound(phi, n)
+    assert syrk.G_rr.dtype == jnp.float32
+    np.testing.assert_array_equal(syrk.G_rr, syrk.G_rr.T)
+    assert np.all(np.abs(np.asarray(syrk.G_rr, np.float64) - xla.G_rr) <= bound_G), name
+    # and both are the float64 Gram of the same float32 features to that bound
+    G64 = phi.astype(np.float64).T @ phi / n
+    assert np.all(np.abs(np.asarray(syrk.G_rr, np.float64) - G64) <= bound_G), name
+    y_nt = ys.reshape(n, -1)
+    bound_b = float(np.finfo(np.float32).eps) * np.abs(y_nt).T @ np.abs(phi)   # [t, r]
+    diff_b = np.abs(np.reshape(np.asarray(syrk.b_r, np.float64), (-1, r))
+                    - np.reshape(xla.b_r, (-1, r)))
+    assert np.all(diff_b <= bound_b), name
+    for a, b in zip(syrk[2:], xla[2:]):
+      np.testing.assert_allclose(a, b, rtol=n * float(np.finfo(np.float32).eps), atol=1e-6)
+
+
+def test_syrk_gram_float64_and_vmap():
+  """dsyrk for float64 sums (to n eps64 of the XLA dots), and under vmap (a batch of keys)."""
+  d, r, n, chunk = 4, 50, 700, 128
+  params = _relu_params(jax.random.key(23), d, r)
+  keys = jax.random.split(jax.random.key(24), 3)
+  fit = lambda g, k: solvers.sample_moments(_relu_apply, params, _target, k, n=n, chunk=chunk,
+                                            d=d, dtype=jnp.float64, gram=g).G_rr
+  syrk = jax.jit(jax.vmap(functools.partial(fit, "syrk")))(keys)
+  xla = jax.jit(jax.vmap(functools.partial(fit, "xla")))(keys)
+  assert syrk.dtype == jnp.float64 and syrk.shape == (3, r, r)
+  np.testing.assert_allclose(syrk, xla, rtol=n * 2.3e-16, atol=1e-14)
+  one = fit("syrk", keys[2])
+  np.testing.assert_allclose(syrk[2], one, rtol=1e-14, atol=1e-15)
+
+
+def test_gram_method_dispatch(monkeypatch):
+  """auto: syrk for float32 sums on a CPU default backend, XLA dots for float64 or another
+  backend; RFJAX_GRAM and the keyword override it."""
+  monkeypatch.delenv(solvers.GRAM_ENV, raising=False)
+  assert solvers.gram_method(None, jnp.float32) == "syrk"
+  assert solvers.gram_method(None, jnp.float64) == "xla"
+  assert solvers.gram_method("syrk", jnp.float64) == "syrk"
+  monkeypatch.setenv(solvers.GRAM_ENV, "xla")
+  assert solvers.gram_method(None, jnp.float32) == "xla"
+  assert solvers.gram_method("syrk", jnp.float32) == "syrk"
+  monkeypatch.delenv(solvers.GRAM_ENV)
+  for platform in ("gpu", "tpu"):
+    monkeypatch.setattr(jax, "default_backend", lambda platform=platform: platform)
+    assert solvers.gram_method(None, jnp.float32) == "xla"
+  with pytest.raises(ValueError, match="gram"):
+    solvers.gram_method("blas", jnp.float32)
+
+
+@pytest.mark.parametrize("gram", ["syrk", None])
+def test_syrk_gram_lowers_to_a_callback_only_for_cpu(gram, monkeypatch):
+  """The host callback is in the program lowered for CPU and absent from the one lowered
+  for CUDA or TPU (there the accumulator is updated by an XLA dot)."""
+  monkeypatch.delenv(solvers.GRAM_ENV, raising=False)
+  d, r, n = 3, 16, 300
+  params = tuple(a.astype(jnp.float32) for a in _relu_params(jax.random.key(25), d, r))
+  x_nd = jnp.ones((n, d), jnp.float32)
+  traced = jax.jit(lambda p, x: solvers.data_moments(_relu_apply, p, x, x[:, 0], chunk=128,
+                                                      gram=gram)).trace(params, x_nd)
+  has_callback = lambda plat: "python_cpu_callback" in traced.lower(
+      lowering_platforms=(plat,)).as_text()
+  assert has_callback("cpu")
+  assert not has_callback("cuda") and not has_callback("tpu")
+  assert "dot_general" in traced.lower(lowering_platforms=("cuda",)).as_text()
 
 
 # --------------------------------------------------------------------------- ridge, lstsq
@@ -362,14 +458,16 @@ params = fm.init(jax.random.key(0), 5, 40, jnp.float64)
 tgt = targets.relu_neuron(jnp.ones(5) / jnp.sqrt(5.0), 0.2)
 out = dict(devices=jax.device_count())
 for sharded in (False, True):
-  # n = 3001: 93 full chunks of 32 (not a multiple of 8 devices) and a last chunk of 25
-  m = jax.jit(lambda p: solvers.sample_moments(fm.apply, p, tgt.fn, jax.random.key(1), n=3001,
-                                               chunk=32, d=5, dtype=jnp.float64,
-                                               batch_sharded=sharded))(params)
-  x = jax.random.normal(jax.random.key(2), (1003, 5), jnp.float64)
-  m2 = jax.jit(lambda p: solvers.data_moments(fm.apply, p, x, tgt.fn(x), chunk=64,
-                                              batch_sharded=sharded))(params)
-  out[str(sharded)] = [[a.tolist() for a in m], [a.tolist() for a in m2]]
+  out[str(sharded)] = []
+  for gram in ("xla", "syrk"):
+    # n = 3001: 93 full chunks of 32 (not a multiple of 8 devices) and a last chunk of 25
+    m = jax.jit(lambda p: solvers.sample_moments(fm.apply, p, tgt.fn, jax.random.key(1), n=3001,
+                                                 chunk=32, d=5, dtype=jnp.float64,
+                                                 batch_sharded=sharded, gram=gram))(params)
+    x = jax.random.normal(jax.random.key(2), (1003, 5), jnp.float64)
+    m2 = jax.jit(lambda p: solvers.data_moments(fm.apply, p, x, tgt.fn(x), chunk=64,
+                                                batch_sharded=sharded, gram=gram))(params)
+    out[str(sharded)] += [[a.tolist() for a in m], [a.tolist() for a in m2]]
 print(json.dumps(out))
 """
 
@@ -377,7 +475,8 @@ print(json.dumps(out))
 @pytest.mark.parametrize("n_dev", [1, 8])
 def test_batch_sharded_moments_equal_unsharded(n_dev):
   """Moments over a "batch" mesh axis (chunks or rows split over devices, leftovers on every
-  device) equal the single-stream ones to rounding, on 1 and 8 CPU devices."""
+  device) equal the single-stream ones to rounding, on 1 and 8 CPU devices, with the Gram
+  by XLA dots and by BLAS syrk (the host callback runs on every device)."""
   import json, os, subprocess, sys  # pylint: disable=import-outside-toplevel,multiple-imports
   env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={n_dev}",
              JAX_PLATFORMS="cpu")

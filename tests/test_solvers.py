@@ -218,10 +218,13 @@ def test_syrk_gram_float64_and_vmap():
 
 
 def test_gram_method_dispatch(monkeypatch):
-  """auto: syrk for float32 sums on a CPU default backend, XLA dots for float64 or another
-  backend; RFJAX_GRAM and the keyword override it."""
+  """auto: syrk for float32 sums of r >= 1024 features on a CPU default backend, XLA dots
+  for float64, fewer features or another backend; RFJAX_GRAM and the keyword override it."""
   monkeypatch.delenv(solvers.GRAM_ENV, raising=False)
   assert solvers.gram_method(None, jnp.float32) == "syrk"
+  assert solvers.gram_method(None, jnp.float32, 2048) == "syrk"
+  assert solvers.gram_method("auto", jnp.float32, 512) == "xla"
+  assert solvers.gram_method("syrk", jnp.float32, 512) == "syrk"
   assert solvers.gram_method(None, jnp.float64) == "xla"
   assert solvers.gram_method("syrk", jnp.float64) == "syrk"
   monkeypatch.setenv(solvers.GRAM_ENV, "xla")
@@ -240,7 +243,7 @@ def test_syrk_gram_lowers_to_a_callback_only_for_cpu(gram, monkeypatch):
   """The host callback is in the program lowered for CPU and absent from the one lowered
   for CUDA or TPU (there the accumulator is updated by an XLA dot)."""
   monkeypatch.delenv(solvers.GRAM_ENV, raising=False)
-  d, r, n = 3, 16, 300
+  d, r, n = 3, 1024, 300   # r large enough for "auto" to take syrk
   params = tuple(a.astype(jnp.float32) for a in _relu_params(jax.random.key(25), d, r))
   x_nd = jnp.ones((n, d), jnp.float32)
   traced = jax.jit(lambda p, x: solvers.data_moments(_relu_apply, p, x, x[:, 0], chunk=128,

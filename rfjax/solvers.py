@@ -100,27 +100,23 @@ def _gram_full(panels: tuple[jax.Array, ...], starts: tuple[int, ...]) -> jax.Ar
 # other platforms the same accumulator is updated by an XLA dot.
 GRAM_METHODS = ("auto", "syrk", "xla")
 GRAM_ENV = "RFJAX_GRAM"
-_SYRK_MIN_R = 1024   # "auto" below this: the per-chunk callback and copies cost more than
-                     # the triangle saves (r = 512, 4 seeds vmapped: slower than XLA's dots)
 
 
-def gram_method(method: str | None = None, dtype: Any = jnp.float32, r: int | None = None
-                ) -> str:
+def gram_method(method: str | None = None, dtype: Any = jnp.float32) -> str:
   """The Gram accumulation a moment stream uses: "syrk" (BLAS on the host) or "xla" (dots).
 
   `method` None reads the environment variable RFJAX_GRAM (default "auto"), at trace time.
-  "auto" takes "syrk" when the default backend is CPU, the sums are float32 and there are
-  r >= 1024 features (or r is not given), else "xla" (float64 sums keep the XLA dots unless
-  "syrk" is asked for, so that their summation order, and the float64 moments, stay as
-  they were). "syrk" on a non-CPU platform still runs XLA dots (see `_tri_add`).
+  "auto" is "xla" for now: on the 2-core benchmark machine, shared with other jobs, the
+  syrk path was not faster end to end (README, "Why the RF fit stops at 60-70% of GEMM"):
+  OpenBLAS's worker thread spins between the per-chunk calls and takes CPU from XLA's
+  threads. "syrk" (on CPU; other platforms still run XLA dots, see `_tri_add`) is there to
+  be measured and used where it wins.
   """
   method = method or os.environ.get(GRAM_ENV) or "auto"
   if method not in GRAM_METHODS:
     raise ValueError(f"gram must be one of {GRAM_METHODS}, got {method!r}")
   if method == "auto":
-    cpu = jax.default_backend() == "cpu"
-    big = r is None or r >= _SYRK_MIN_R
-    method = "syrk" if cpu and big and jnp.dtype(dtype) == jnp.float32 else "xla"
+    method = "xla"
   if method == "syrk" and jnp.dtype(dtype) not in (jnp.float32, jnp.float64):
     raise ValueError(f"gram='syrk' needs float32 or float64 sums, got {jnp.dtype(dtype)}")
   return method
@@ -262,8 +258,8 @@ def sample_moments(apply_fn: Callable[[Any, jax.Array], jax.Array], params: Any,
   same inputs, so the same moments up to the order of summation.
 
   `gram` picks how phi^T phi is accumulated (see `gram_method`): "syrk" (BLAS on the host,
-  CPU), "xla" (block-triangular XLA dots), or None / "auto" (RFJAX_GRAM, else syrk on CPU
-  for float32 sums); the same moments up to rounding.
+  CPU), "xla" (block-triangular XLA dots), or None / "auto" (RFJAX_GRAM, else "xla"); the
+  same moments up to rounding.
   """
   if n <= 0 or chunk <= 0:
     raise ValueError(f"n and chunk must be positive, got n={n}, chunk={chunk}")
@@ -279,7 +275,7 @@ def sample_moments(apply_fn: Callable[[Any, jax.Array], jax.Array], params: Any,
   t_shape = tuple(y_shape.shape[1:])
   # float64 asked for with x64 off falls back to float32 (canonical dtype).
   acc = jax.dtypes.canonicalize_dtype(phi_shape.dtype if accum_dtype is None else accum_dtype)
-  ops = _gram_ops(r, gram_method(gram, acc, r))
+  ops = _gram_ops(r, gram_method(gram, acc))
 
   def add(sums, i, size):
     return _sums_add(sums, *features(i, size), ops)
@@ -316,7 +312,7 @@ def data_moments(apply_fn: Callable[[Any, jax.Array], jax.Array], params: Any,
   phi_shape = jax.eval_shape(lambda: apply_fn(params, x_nd[:chunk]))
   r = phi_shape.shape[-1]
   acc = jax.dtypes.canonicalize_dtype(phi_shape.dtype if accum_dtype is None else accum_dtype)
-  ops = _gram_ops(r, gram_method(gram, acc, r))
+  ops = _gram_ops(r, gram_method(gram, acc))
 
   def add(sums, xy):
     x_cd, y_c = xy

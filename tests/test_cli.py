@@ -137,7 +137,7 @@ def test_sigkill_mid_training_resumes_from_the_orbax_checkpoint(tmp_path):
   assert not glob.glob(os.path.join(killed, "polynomial_sgd", "checkpoints", "*"))
 
 
-PAPER_SMOKE = "--config=" + os.path.join(ROOT, "configs", "paper.py") + ":smoke"
+ALL_SMOKE = "--config=" + os.path.join(ROOT, "configs", "paper.py") + ":smoke"
 # Two small experiments of the paper config (psi_correlation trimmed to d = 2, 3 and linear features).
 TWO = ["--only=linear_rf,psi_correlation", "--config.runs.psi_correlation.ds=(2,3)",
        "--config.runs.psi_correlation.mc_features=('linear_sphere',)"]
@@ -145,9 +145,9 @@ TWO = ["--only=linear_rf,psi_correlation", "--config.runs.psi_correlation.ds=(2,
 
 def test_jobs_run_experiments_in_processes_with_the_same_rows(tmp_path):
   one, two = tmp_path / "one", tmp_path / "two"
-  res1 = _rfjax(PAPER_SMOKE, *TWO, f"--workdir={one}")
+  res1 = _rfjax(ALL_SMOKE, *TWO, f"--workdir={one}")
   assert res1.returncode == 0, res1.stderr
-  res2 = _rfjax(PAPER_SMOKE, *TWO, "--jobs", "2", f"--workdir={two}")
+  res2 = _rfjax(ALL_SMOKE, *TWO, "--jobs", "2", f"--workdir={two}")
   assert res2.returncode == 0, res2.stderr
   assert "2 experiments, 2 at a time" in res2.stderr
   for name in ("linear_rf", "psi_correlation"):
@@ -165,7 +165,7 @@ def test_jobs_run_experiments_in_processes_with_the_same_rows(tmp_path):
     (["--only=nope"], "only"), (["--jobs=0"], "jobs"), (["--jobs=2", "--multihost"], "jobs")])
 def test_jobs_and_only_bad_input(tmp_path, args, field):
   workdir = tmp_path / "w"
-  res = _rfjax(PAPER_SMOKE, *args, f"--workdir={workdir}")
+  res = _rfjax(ALL_SMOKE, *args, f"--workdir={workdir}")
   assert res.returncode == 2, res.stderr
   lines = [l for l in res.stderr.splitlines() if l.strip()]
   assert len(lines) == 1 and lines[0].startswith(f"rfjax: error: {field}:"), res.stderr

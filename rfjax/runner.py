@@ -68,11 +68,18 @@ def _config_text(config: mlc.ConfigDict) -> str:
   return json.dumps(results.to_json(config.to_dict()), sort_keys=True, indent=1)
 
 
-def check(config: mlc.ConfigDict, workdir: str) -> list[tuple[str, mlc.ConfigDict]]:
-  """Validates everything before any work; raises ConfigError naming the field."""
+def check(config: mlc.ConfigDict, workdir: str, only: Sequence[str] | None = None
+          ) -> list[tuple[str, mlc.ConfigDict]]:
+  """Validates everything before any work; raises ConfigError naming the field. Returns the
+  (name, config) pairs to run: all of them, or those of the runs named in `only`."""
   pairs = experiment_configs(config)
   if not pairs:
     raise ConfigError("config.runs", "names no experiment")
+  if only is not None:
+    unknown = sorted(set(only) - {name for name, _ in pairs})
+    if unknown:
+      raise ConfigError("only", f"not in the config: {', '.join(unknown)}; allowed: "
+                        f"{', '.join(name for name, _ in pairs)}")
   for name, sub in pairs:
     if "experiment" not in sub or sub.experiment not in experiments.names():
       got = sub.get("experiment", name)
@@ -89,7 +96,7 @@ def check(config: mlc.ConfigDict, workdir: str) -> list[tuple[str, mlc.ConfigDic
     if results.exists(saved) and results.read_text(saved) != _config_text(sub):
       raise ConfigError("workdir", f"{saved} holds results of a different config; "
                         "rerun with the same config or use a new --workdir")
-  return pairs
+  return [(name, sub) for name, sub in pairs if only is None or name in only]
 
 
 def _check_workdir(workdir: str) -> None:
@@ -393,13 +400,7 @@ def run_all(config: mlc.ConfigDict, workdir: str, only: Sequence[str] | None = N
             ) -> dict[str, Any]:
   """Checks, then runs every experiment of `config` (those of its runs named in `only`, if
   given), then writes the report (of every experiment in the workdir)."""
-  pairs = check(config, workdir)
-  if only is not None:
-    unknown = sorted(set(only) - {name for name, _ in pairs})
-    if unknown:
-      raise ConfigError("only", f"not in the config: {', '.join(unknown)}; allowed: "
-                        f"{', '.join(name for name, _ in pairs)}")
-    pairs = [(name, sub) for name, sub in pairs if name in only]
+  pairs = check(config, workdir, only)
   if jax.process_index() == 0:
     results.makedirs(workdir)
   summaries = {}

@@ -87,3 +87,30 @@ def test_repeat_runs_the_rotation_again_with_fresh_workers(tmp_path):
     assert t["repeats"] == 2 and len(t["values"]) == 2
     assert t["min"] <= t["median"] <= t["max"]
   assert "judged on the" in proc.stdout and "load average" in proc.stdout
+
+
+@pytest.mark.slow
+def test_gram_profile_runs_every_kind_of_case(tmp_path):
+  """benchmarks/gram_profile.py at small sizes: rfjax's Gram paths, BLAS alone, the GIL probe."""
+  out = tmp_path / "gram.json"
+  cases = "gemm_xla,rfjax_panel384,rfjax_features,rfjax_syrk_1t,blas_ssyrk,numpy_gram,blas_2x1t"
+  proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gram_profile.py"), "--n",
+                         "8192", "--r", "256", "--chunk", "2048", "--rounds", "1", "--cases",
+                         cases, "--out", str(out)], capture_output=True, text=True, timeout=600)
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  res = json.loads(out.read_text())["results"]
+  assert sorted(res) == sorted(cases.split(","))
+  for case, runs in res.items():
+    assert len(runs) == 1 and runs[0]["seconds"] > 0 and runs[0]["flops"] > 0, case
+  assert res["rfjax_features"][0]["flops"] == 2.0 * 8192 * 64 * 256   # no Gram counted
+  assert res["blas_ssyrk"][0]["flops"] == 8192.0 * 256 * 256
+  for case in cases.split(","):
+    assert case in proc.stdout
+
+
+def test_gram_profile_rejects_unknown_cases():
+  proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gram_profile.py"),
+                         "--cases", "rfjax_panel384,nope"], capture_output=True, text=True,
+                        timeout=120)
+  assert proc.returncode == 2
+  assert "--cases: unknown ['nope']" in proc.stderr

@@ -108,15 +108,15 @@ def run_case(case: str, n: int, r: int, chunk: int, d: int = 64) -> dict:
         one()
     t, cw = _timed(fn)
     return dict(flops=float(k * chunk) * r * r, seconds=t, cpu_per_wall=cw)
-  sys.path.insert(0, str(HERE.parent))
+  sys.path[:0] = [str(HERE), str(HERE.parent)]
   import jax  # pylint: disable=import-outside-toplevel
   import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
+  import workloads  # pylint: disable=import-outside-toplevel
   from rfjax import features, solvers  # pylint: disable=import-outside-toplevel
   base = case.split("_")[1]   # rfjax_<base>[_1t | _<lib>]
-  x = jnp.asarray(rng.standard_normal((n, d)).astype(np.float32))
-  y = jnp.asarray(rng.standard_normal(n).astype(np.float32))
-  w = rng.standard_normal((d, r)).astype(np.float32)
-  params = {"w_dr": jnp.asarray(w / np.linalg.norm(w, axis=0)), "b_r": jnp.zeros((r,))}
+  data = workloads.ridge_data(dict(n=n, d=d, r=r, n_test=1, seed=0))   # the ridge case's data
+  x, y = jnp.asarray(data["x_nd"]), jnp.asarray(data["y_n"])
+  params = {"w_dr": jnp.asarray(data["w_dr"]), "b_r": jnp.zeros((r,), jnp.float32)}
   fm = features.get("relu_sphere")
   gram = "syrk" if base.startswith("syrk") else "xla"
   if base.startswith("panel"):
